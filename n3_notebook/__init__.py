@@ -1,0 +1,163 @@
+"""n3_notebook: async, streaming, cancellable LLM calls for Jupyter and plain Python.
+
+`%load_ext n3_notebook` adds the %%llm and %%chain magics. The provider core
+(OpenAIProvider, AnthropicProvider, GeminiProvider, CohereProvider, OllamaProvider) works
+without IPython. Names are imported lazily so `import n3_notebook` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "APIConnectionError": "core.errors",
+    "APIStatusError": "core.errors",
+    "AnthropicProvider": "providers.anthropic",
+    "AuthenticationError": "core.errors",
+    "BadRequestError": "core.errors",
+    "BaseProvider": "core.base",
+    "CohereProvider": "providers.cohere",
+    "ConfigurationError": "core.errors",
+    "ContentFilteredError": "core.errors",
+    "EmulatorProvider": "providers.emulator",
+    "GeminiProvider": "providers.gemini",
+    "LLMError": "core.errors",
+    "LLMResponse": "core.types",
+    "LLMTimeoutError": "core.errors",
+    "Message": "core.types",
+    "MissingAPIKeyError": "core.errors",
+    "NDJSONDecoder": "wire.ndjson",
+    "NotFoundError": "core.errors",
+    "OllamaProvider": "providers.ollama",
+    "OpenAIProvider": "providers.openai",
+    "OverloadedError": "core.errors",
+    "PermissionDeniedError": "core.errors",
+    "RateLimitError": "core.errors",
+    "RequestMetrics": "core.metrics",
+    "RetryConfig": "core.retry",
+    "SSEDecoder": "wire.sse",
+    "SSEEvent": "wire.sse",
+    "ServerError": "core.errors",
+    "StreamChunk": "core.types",
+    "StreamConfig": "core.types",
+    "StreamProtocolError": "core.errors",
+    "StreamingNotSupportedError": "core.errors",
+    "UnknownModelError": "core.errors",
+    "Usage": "core.types",
+    "create_provider": "core.registry",
+    "is_offline": "core.offline",
+    "register_provider": "core.registry",
+    "run_emulator": "emulator",
+    "set_offline": "core.offline",
+}
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "AnthropicProvider",
+    "AuthenticationError",
+    "BadRequestError",
+    "BaseProvider",
+    "CohereProvider",
+    "ConfigurationError",
+    "ContentFilteredError",
+    "EmulatorProvider",
+    "GeminiProvider",
+    "LLMError",
+    "LLMResponse",
+    "LLMTimeoutError",
+    "Message",
+    "MissingAPIKeyError",
+    "NDJSONDecoder",
+    "NotFoundError",
+    "OllamaProvider",
+    "OpenAIProvider",
+    "OverloadedError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestMetrics",
+    "RetryConfig",
+    "SSEDecoder",
+    "SSEEvent",
+    "ServerError",
+    "StreamChunk",
+    "StreamConfig",
+    "StreamProtocolError",
+    "StreamingNotSupportedError",
+    "UnknownModelError",
+    "Usage",
+    "create_provider",
+    "is_offline",
+    "load_ipython_extension",
+    "register_provider",
+    "run_emulator",
+    "set_offline",
+    "unload_ipython_extension",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'n3_notebook' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """`%load_ext n3_notebook`: register %%llm, %%chain and the cell transformer."""
+    from .jupyter.extension import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    from .jupyter.extension import unload
+
+    unload(ipython)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .core.base import BaseProvider
+    from .core.errors import (
+        APIConnectionError,
+        APIStatusError,
+        AuthenticationError,
+        BadRequestError,
+        ConfigurationError,
+        ContentFilteredError,
+        LLMError,
+        LLMTimeoutError,
+        MissingAPIKeyError,
+        NotFoundError,
+        OverloadedError,
+        PermissionDeniedError,
+        RateLimitError,
+        ServerError,
+        StreamingNotSupportedError,
+        StreamProtocolError,
+        UnknownModelError,
+    )
+    from .core.metrics import RequestMetrics
+    from .core.offline import is_offline, set_offline
+    from .core.registry import create_provider, register_provider
+    from .core.retry import RetryConfig
+    from .core.types import LLMResponse, Message, StreamChunk, StreamConfig, Usage
+    from .emulator import run_emulator
+    from .providers import (
+        AnthropicProvider,
+        CohereProvider,
+        EmulatorProvider,
+        GeminiProvider,
+        OllamaProvider,
+        OpenAIProvider,
+    )
+    from .wire import NDJSONDecoder, SSEDecoder, SSEEvent

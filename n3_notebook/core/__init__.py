@@ -1,0 +1,63 @@
+"""Provider-independent core: types, errors, retry policy, base provider, registry."""
+
+from .base import BaseProvider, StreamMapper, as_messages, split_system
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ContentFilteredError,
+    LLMError,
+    LLMTimeoutError,
+    MissingAPIKeyError,
+    NotFoundError,
+    OverloadedError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    StreamingNotSupportedError,
+    StreamProtocolError,
+    UnknownModelError,
+)
+from .metrics import RequestMetrics
+from .offline import is_offline, set_offline
+from .registry import create_provider, register_provider, resolve_model
+from .retry import RetryConfig
+from .types import LLMResponse, Message, StreamChunk, StreamConfig, Usage
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BaseProvider",
+    "ConfigurationError",
+    "ContentFilteredError",
+    "LLMError",
+    "LLMResponse",
+    "LLMTimeoutError",
+    "Message",
+    "MissingAPIKeyError",
+    "NotFoundError",
+    "OverloadedError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestMetrics",
+    "RetryConfig",
+    "ServerError",
+    "StreamChunk",
+    "StreamConfig",
+    "StreamMapper",
+    "StreamProtocolError",
+    "StreamingNotSupportedError",
+    "UnknownModelError",
+    "Usage",
+    "as_messages",
+    "create_provider",
+    "is_offline",
+    "register_provider",
+    "resolve_model",
+    "set_offline",
+    "split_system",
+]

@@ -1,0 +1,638 @@
+"""BaseProvider: everything a provider adapter shares.
+
+An adapter (providers/*.py) says how to build a request, how to read a whole response,
+how to map stream events to chunks and how to read an error body. This class owns the rest:
+the HTTP client, the concurrency limit, retries before the first chunk, stream bounds
+(StreamConfig), cancellation that closes the response at once, metrics and logging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import Any, ClassVar, Protocol
+
+import httpx
+
+from ..wire import NDJSONDecoder, SSEDecoder
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    LLMError,
+    LLMTimeoutError,
+    MissingAPIKeyError,
+    StreamProtocolError,
+    error_class_for_status,
+)
+from .http import DEFAULT_TIMEOUT, RequestSpec, make_client, read_error_body
+from .metrics import MetricsCallback, RequestMetrics, emit, logger
+from .offline import is_offline, offline_endpoint
+from .redact import mask_url, redact, register_secret
+from .retry import RetryConfig, attempts_left, next_delay, should_retry_status
+from .types import LLMResponse, Message, StreamChunk, StreamConfig, Usage
+
+MessageLike = Message | Mapping[str, str]
+_ERROR_SNIPPET = 200
+
+
+class StreamMapper(Protocol):
+    """Turns decoded stream items (SSEEvent or NDJSON record bytes) into chunks.
+
+    `done` becomes True when the protocol says the answer is complete ([DONE],
+    message_stop, done: true). end() is called at end of input and returns the final chunk
+    (finish reason and usage) or raises StreamProtocolError if the stream was cut short."""
+
+    done: bool
+
+    def feed(self, item: Any) -> list[StreamChunk]: ...
+
+    def end(self) -> list[StreamChunk]: ...
+
+
+class ParsedResponse(Protocol):
+    content: str
+    raw_finish_reason: str | None
+    usage: Usage
+    model: str | None
+    metadata: dict[str, Any]
+
+
+def as_messages(messages: Iterable[MessageLike]) -> list[Message]:
+    """Accept Message objects or {"role", "content"} dicts; validate roles."""
+    out: list[Message] = []
+    for m in messages:
+        if isinstance(m, Message):
+            out.append(m)
+            continue
+        role, content = m.get("role"), m.get("content")
+        if role not in ("system", "user", "assistant"):
+            raise ValueError(f"message role must be system, user or assistant, got {role!r}")
+        if not isinstance(content, str):
+            raise ValueError("message content must be a string")
+        out.append(Message(role, content))  # type: ignore[arg-type]
+    if not out:
+        raise ValueError("at least one message is needed")
+    return out
+
+
+def split_system(
+    messages: Sequence[Message], system: str | None
+) -> tuple[str | None, list[Message]]:
+    """Pull system messages out of a conversation (for APIs with a separate system field)."""
+    parts = [system] if system else []
+    rest: list[Message] = []
+    for m in messages:
+        if m.role == "system":
+            parts.append(m.content)
+        else:
+            rest.append(m)
+    return ("\n\n".join(parts) if parts else None), rest
+
+
+class BaseProvider:
+    """Shared machinery of every provider; see the module docstring."""
+
+    name: ClassVar[str] = ""
+    display_name: ClassVar[str] = ""
+    env_keys: ClassVar[tuple[str, ...]] = ()
+    env_base_urls: ClassVar[tuple[str, ...]] = ()
+    default_base_url: ClassVar[str] = ""
+    default_model: ClassVar[str] = ""
+    requires_key: ClassVar[bool] = True
+    framing: ClassVar[str] = "sse"  # or "ndjson"
+    request_id_headers: ClassVar[tuple[str, ...]] = ("x-request-id", "request-id")
+    unreachable_hint: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        max_concurrent: int = 10,
+        retry: RetryConfig | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        stream_config: StreamConfig | None = None,
+        max_connections: int = 100,
+        max_keepalive: int = 20,
+        on_metrics: MetricsCallback | None = None,
+        **default_params: Any,
+    ) -> None:
+        if max_concurrent < 1:
+            raise ValueError("max_concurrent must be at least 1")
+        self.model = model or self.default_model
+        self.offline = False
+        if base_url is None and api_key is None and is_offline():
+            base_url, api_key = offline_endpoint(self.name)
+            self.offline = True
+        self._api_key = api_key if api_key is not None else self._key_from_env()
+        if self.requires_key and not self._api_key:
+            raise MissingAPIKeyError(
+                f"No API key for {self.display_name or self.name}.",
+                provider=self.name,
+                hint=(
+                    f"Set the environment variable {self.env_keys[0]} (or pass api_key=...), "
+                    "or turn on offline mode (N3_OFFLINE=1 or `%llm offline on`) to use the "
+                    "bundled emulator instead."
+                ),
+            )
+        register_secret(self._api_key)
+        self.base_url = (base_url or self._base_url_from_env() or self.default_base_url).rstrip("/")
+        self.max_concurrent = max_concurrent
+        self.retry = retry or RetryConfig()
+        self.timeout = timeout
+        self.stream_config = stream_config or StreamConfig()
+        self.max_connections = max_connections
+        self.max_keepalive = max_keepalive
+        self.on_metrics = on_metrics
+        self.default_params = default_params
+        self._client = http_client
+        self._owns_client = http_client is None
+        self._semaphore: asyncio.Semaphore | None = None
+
+    # ----------------------------------------------------------------- adapter hooks
+    def auth_headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def build_request(
+        self, messages: list[Message], system: str | None, stream: bool, params: dict[str, Any]
+    ) -> RequestSpec:
+        raise NotImplementedError
+
+    def parse_response(self, payload: Any) -> ParsedResponse:
+        raise NotImplementedError
+
+    def stream_mapper(self) -> StreamMapper:
+        raise NotImplementedError
+
+    def error_message(self, payload: Any) -> str | None:
+        """The provider's own message from an error body (parsed JSON)."""
+        if isinstance(payload, dict):
+            err = payload.get("error", payload)
+            if isinstance(err, dict):
+                msg = err.get("message")
+                if isinstance(msg, str):
+                    return msg
+            if isinstance(err, str):
+                return err
+            msg = payload.get("message")
+            if isinstance(msg, str):
+                return msg
+        return None
+
+    def normalize_finish(self, raw: str | None) -> str | None:
+        return raw
+
+    def make_decoder(self) -> SSEDecoder | NDJSONDecoder:
+        return SSEDecoder() if self.framing == "sse" else NDJSONDecoder()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> BaseProvider:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this provider created it (a borrowed one stays open)."""
+        if self._owns_client and self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = make_client(self.timeout, self.max_connections, self.max_keepalive)
+        return self._client
+
+    @property
+    def api_key_set(self) -> bool:
+        return bool(self._api_key)
+
+    def __repr__(self) -> str:
+        key = "set" if self._api_key else "none"
+        return (
+            f"{type(self).__name__}(model={self.model!r}, base_url={mask_url(self.base_url)!r}, "
+            f"api_key={key}, max_concurrent={self.max_concurrent})"
+        )
+
+    def _key_from_env(self) -> str | None:
+        for var in self.env_keys:
+            value = os.environ.get(var)
+            if value:
+                return value
+        return None
+
+    def _base_url_from_env(self) -> str | None:
+        for var in self.env_base_urls:
+            value = os.environ.get(var)
+            if value:
+                return value
+        return None
+
+    def _limiter(self) -> asyncio.Semaphore:
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.max_concurrent)
+        return self._semaphore
+
+    def _params(self, params: dict[str, Any]) -> dict[str, Any]:
+        merged = dict(self.default_params)
+        merged.update({k: v for k, v in params.items() if v is not None})
+        return merged
+
+    # ------------------------------------------------------------------ public API
+    async def agenerate(self, prompt: str, system: str | None = None, **params: Any) -> LLMResponse:
+        """One prompt, the whole answer."""
+        return await self.achat([Message("user", prompt)], system=system, **params)
+
+    async def achat(
+        self, messages: Iterable[MessageLike], system: str | None = None, **params: Any
+    ) -> LLMResponse:
+        """A conversation, the whole answer (a non-streaming request)."""
+        msgs = as_messages(messages)
+        spec = self.build_request(msgs, system, False, self._params(params))
+        rec = RequestMetrics(self.name, self.model, False, time.time())
+        start = time.perf_counter()
+        logger.debug("%s %s request start", self.name, self.model)
+        try:
+            async with self._limiter():
+                body = await self._request_with_retries(spec, rec, None)
+            try:
+                payload = json.loads(body)
+            except ValueError as exc:
+                raise StreamProtocolError(
+                    f"the response is not JSON: {_snippet(body)!r}", provider=self.name
+                ) from exc
+            parsed = self.parse_response(payload)
+        except asyncio.CancelledError:
+            rec.outcome = "cancelled"
+            raise
+        except LLMError as exc:
+            _fail(rec, exc)
+            raise
+        finally:
+            rec.duration = time.perf_counter() - start
+            emit(rec, self.on_metrics)
+        latency = rec.duration
+        rec.input_tokens = parsed.usage.input_tokens
+        rec.output_tokens = parsed.usage.output_tokens
+        return LLMResponse(
+            content=parsed.content,
+            model=parsed.model or self.model,
+            provider=self.name,
+            finish_reason=self.normalize_finish(parsed.raw_finish_reason),
+            usage=parsed.usage,
+            raw_finish_reason=parsed.raw_finish_reason,
+            latency=latency,
+            time_to_first_token=latency,
+            request_id=rec.request_id,
+            retries=rec.retries,
+            metadata=parsed.metadata,
+        )
+
+    def stream_generate(
+        self,
+        prompt: str,
+        system: str | None = None,
+        stream_config: StreamConfig | None = None,
+        **params: Any,
+    ) -> AsyncIterator[StreamChunk]:
+        """Stream one prompt's answer chunk by chunk."""
+        return self.stream_chat(
+            [Message("user", prompt)], system=system, stream_config=stream_config, **params
+        )
+
+    def stream_chat(
+        self,
+        messages: Iterable[MessageLike],
+        system: str | None = None,
+        stream_config: StreamConfig | None = None,
+        **params: Any,
+    ) -> AsyncIterator[StreamChunk]:
+        """Stream a conversation's answer. Leaving the loop early or cancelling the task
+        closes the HTTP response at once. Request errors are raised on first iteration."""
+        msgs = as_messages(messages)
+        spec = self.build_request(msgs, system, True, self._params(params))
+        return self._stream(spec, stream_config or self.stream_config)
+
+    def generate(self, prompt: str, system: str | None = None, **params: Any) -> LLMResponse:
+        """Blocking agenerate(); safe inside a running loop (runs on a private one)."""
+        return self.chat([Message("user", prompt)], system=system, **params)
+
+    def chat(
+        self, messages: Iterable[MessageLike], system: str | None = None, **params: Any
+    ) -> LLMResponse:
+        """Blocking achat(); safe inside a running loop (runs on a private one)."""
+        from .sync import run_sync
+
+        msgs = as_messages(messages)
+
+        async def job() -> LLMResponse:
+            async with self._sync_clone() as p:
+                return await p.achat(msgs, system=system, **params)
+
+        return run_sync(job)
+
+    def _sync_clone(self) -> BaseProvider:
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone._client = None
+        clone._owns_client = True
+        clone._semaphore = None
+        return clone
+
+    # ------------------------------------------------------------------ machinery
+    def _url(self, spec: RequestSpec) -> str:
+        return self.base_url + spec.path
+
+    async def _open(self, spec: RequestSpec, deadline: float | None) -> httpx.Response:
+        """Send the request; a 4xx/5xx is read, closed and raised as a typed error."""
+        headers = self.auth_headers()
+        headers.update(spec.headers)
+        request = self.client.build_request(
+            spec.method,
+            self._url(spec),
+            json=spec.json,
+            headers=headers,
+            params=spec.params or None,
+        )
+        try:
+            async with asyncio.timeout_at(deadline):
+                response = await self.client.send(request, stream=True)
+        except TimeoutError as exc:
+            raise LLMTimeoutError(
+                "the stream_timeout ran out before the server answered", provider=self.name
+            ) from exc
+        except httpx.TimeoutException as exc:
+            err = LLMTimeoutError(
+                f"no answer from {mask_url(self.base_url)} in time ({type(exc).__name__})",
+                provider=self.name,
+            )
+            err._n3_retryable = True  # type: ignore[attr-defined]
+            raise err from exc
+        except httpx.TransportError as exc:
+            reason = redact(str(exc)) or type(exc).__name__
+            err = APIConnectionError(
+                f"could not reach {mask_url(self.base_url)} ({reason})",
+                provider=self.name,
+                hint=self.unreachable_hint or "Check the base URL and your network.",
+            )
+            err._n3_retryable = True  # type: ignore[attr-defined]
+            raise err from exc
+        if response.status_code >= 400:
+            try:
+                body = await read_error_body(response)
+            except httpx.HTTPError:
+                body = b""
+            finally:
+                await response.aclose()
+            raise self._status_error(response, body)
+        return response
+
+    def _request_id(self, headers: httpx.Headers) -> str | None:
+        for name in self.request_id_headers:
+            value = headers.get(name)
+            if value:
+                return value
+        return None
+
+    def _status_error(self, response: httpx.Response, body: bytes) -> APIStatusError:
+        status = response.status_code
+        request_id = self._request_id(response.headers)
+        provider_message: str | None = None
+        try:
+            payload = json.loads(body) if body else None
+        except ValueError:
+            payload = None
+        if payload is not None:
+            provider_message = self.error_message(payload)
+        if provider_message is None:
+            text = body.decode("utf-8", "replace").strip()
+            provider_message = _snippet_text(text) if text else (response.reason_phrase or "")
+        cls = error_class_for_status(status)
+        err = cls(
+            provider_message or f"HTTP {status}",
+            provider=self.name,
+            status_code=status,
+            request_id=request_id,
+            provider_message=provider_message,
+        )
+        err._n3_retryable = should_retry_status(status, response.headers, self.retry)  # type: ignore[attr-defined]
+        err._n3_headers = {  # type: ignore[attr-defined]
+            k: v for k, v in response.headers.items() if k.lower().startswith("retry-after")
+        }
+        return err
+
+    async def _sleep_before_retry(
+        self, exc: LLMError, attempt: int, rec: RequestMetrics, deadline: float | None
+    ) -> bool:
+        """Wait before the next attempt; False if no attempt is left (caller re-raises)."""
+        if not getattr(exc, "_n3_retryable", False) or not attempts_left(attempt, self.retry):
+            return False
+        delay = next_delay(attempt, self.retry, getattr(exc, "_n3_headers", None))
+        loop = asyncio.get_running_loop()
+        if deadline is not None and loop.time() + delay >= deadline:
+            return False
+        rec.retries += 1
+        logger.warning(
+            "%s %s: %s; retry %d of %d in %.2fs",
+            self.name,
+            self.model,
+            type(exc).__name__,
+            attempt,
+            self.retry.max_attempts - 1,
+            delay,
+        )
+        await asyncio.sleep(delay)
+        return True
+
+    async def _request_with_retries(
+        self, spec: RequestSpec, rec: RequestMetrics, deadline: float | None
+    ) -> bytes:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._open(spec, deadline)
+                try:
+                    body = await response.aread()
+                except httpx.HTTPError as exc:
+                    err = APIConnectionError(
+                        f"the connection broke while reading the answer ({type(exc).__name__})",
+                        provider=self.name,
+                    )
+                    err._n3_retryable = True  # type: ignore[attr-defined]
+                    raise err from exc
+                finally:
+                    await response.aclose()
+                rec.request_id = self._request_id(response.headers)
+                return body
+            except LLMError as exc:
+                if not await self._sleep_before_retry(exc, attempt, rec, deadline):
+                    raise
+
+    async def _stream(self, spec: RequestSpec, cfg: StreamConfig) -> AsyncIterator[StreamChunk]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        deadline = start + cfg.stream_timeout if cfg.stream_timeout else None
+        rec = RequestMetrics(self.name, self.model, True, time.time())
+        max_chunks = cfg.max_chunks
+        delivered = 0
+        attempt = 0
+        logger.debug("%s %s stream start", self.name, self.model)
+        try:
+            async with self._limiter():
+                while True:
+                    attempt += 1
+                    response: httpx.Response | None = None
+                    try:
+                        response = await self._open(spec, deadline)
+                        rec.request_id = self._request_id(response.headers)
+                        mapper = self.stream_mapper()
+                        async for batch in self._read(response, cfg, deadline, rec):
+                            for item in batch:
+                                for chunk in mapper.feed(item):
+                                    if chunk.content:
+                                        if delivered == 0:
+                                            rec.time_to_first_token = loop.time() - start
+                                        delivered += 1
+                                        rec.chunks = delivered
+                                        yield chunk
+                                        if max_chunks is not None and delivered >= max_chunks:
+                                            yield self._final_chunk(
+                                                StreamChunk("", "length", self.model),
+                                                rec,
+                                                stopped_by="max_chunks",
+                                            )
+                                            return
+                                    else:
+                                        yield self._final_chunk(chunk, rec)
+                            if mapper.done:
+                                break
+                        if not mapper.done:
+                            for chunk in mapper.end():
+                                yield self._final_chunk(chunk, rec)
+                        return
+                    except LLMError as exc:
+                        if delivered or not await self._sleep_before_retry(
+                            exc, attempt, rec, deadline
+                        ):
+                            raise
+                    finally:
+                        if response is not None:
+                            await response.aclose()
+        except (asyncio.CancelledError, GeneratorExit):
+            rec.outcome = "cancelled"
+            raise
+        except LLMError as exc:
+            _fail(rec, exc)
+            if delivered:
+                exc.partial_chunks = delivered  # type: ignore[attr-defined]
+            raise
+        finally:
+            rec.duration = loop.time() - start
+            emit(rec, self.on_metrics)
+
+    def _final_chunk(
+        self, chunk: StreamChunk, rec: RequestMetrics, stopped_by: str | None = None
+    ) -> StreamChunk:
+        """Complete the last chunk: normalized finish reason, raw one and ids in metadata."""
+        meta = dict(chunk.metadata or {})
+        raw = meta.get("raw_finish_reason", chunk.finish_reason)
+        meta["raw_finish_reason"] = raw
+        meta["request_id"] = rec.request_id
+        meta["retries"] = rec.retries
+        if stopped_by:
+            meta["stopped_by"] = stopped_by
+        if chunk.usage is not None:
+            rec.input_tokens = chunk.usage.input_tokens
+            rec.output_tokens = chunk.usage.output_tokens
+        finish = chunk.finish_reason if stopped_by else self.normalize_finish(raw)
+        return StreamChunk(chunk.content, finish, chunk.model or self.model, chunk.usage, meta)
+
+    async def _read(
+        self,
+        response: httpx.Response,
+        cfg: StreamConfig,
+        deadline: float | None,
+        rec: RequestMetrics,
+    ) -> AsyncIterator[list[Any]]:
+        """Network reads, decoded into batches of SSE events or NDJSON records, with the
+        stream and chunk timeouts applied to each read (not to the consumer's time)."""
+        decoder = self.make_decoder()
+        feed = decoder.feed
+        raw = response.aiter_bytes().__aiter__()
+        loop = asyncio.get_running_loop()
+        chunk_timeout = cfg.chunk_timeout
+        first = True
+        while True:
+            limit = deadline
+            if chunk_timeout is not None and not first:
+                gap_end = loop.time() + chunk_timeout
+                limit = gap_end if limit is None else min(limit, gap_end)
+            try:
+                if limit is None:
+                    data = await raw.__anext__()
+                else:
+                    async with asyncio.timeout_at(limit):
+                        data = await raw.__anext__()
+            except StopAsyncIteration:
+                rest = decoder.flush()
+                if rest:
+                    yield rest
+                return
+            except TimeoutError as exc:
+                with contextlib.suppress(Exception):
+                    await response.aclose()
+                if deadline is not None and loop.time() >= deadline - 1e-3:
+                    raise LLMTimeoutError(
+                        f"the stream took longer than stream_timeout={cfg.stream_timeout}s",
+                        provider=self.name,
+                    ) from exc
+                raise LLMTimeoutError(
+                    f"no data for {chunk_timeout}s (chunk_timeout) after {rec.chunks} chunks",
+                    provider=self.name,
+                ) from exc
+            except httpx.HTTPError as exc:
+                raise APIConnectionError(
+                    f"the connection broke mid-stream after {rec.chunks} chunks "
+                    f"({type(exc).__name__})",
+                    provider=self.name,
+                ) from exc
+            first = False
+            items = feed(data)
+            if items:
+                yield items
+
+
+def _fail(rec: RequestMetrics, exc: LLMError) -> None:
+    rec.outcome = "timeout" if isinstance(exc, LLMTimeoutError) else "error"
+    rec.error_type = type(exc).__name__
+    rec.status_code = exc.status_code
+    if exc.request_id:
+        rec.request_id = exc.request_id
+
+
+def _snippet(body: bytes) -> str:
+    return _snippet_text(body.decode("utf-8", "replace"))
+
+
+def _snippet_text(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _ERROR_SNIPPET else text[:_ERROR_SNIPPET] + "…"
+
+
+def parse_json_line(provider: str, data: str | bytes) -> Any:
+    """json.loads for one stream item, raising StreamProtocolError naming the bad line."""
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        raise StreamProtocolError(
+            f"malformed stream data: {_snippet_text(text)!r}", provider=provider
+        ) from exc

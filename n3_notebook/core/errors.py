@@ -1,0 +1,162 @@
+"""The error hierarchy. Every error carries provider, status, request id and the
+provider's own message; none ever carries an API key (messages pass through redact())."""
+
+from __future__ import annotations
+
+from .redact import redact
+
+
+class LLMError(Exception):
+    """Base of every error n3_notebook raises about a model request."""
+
+    default_hint = ""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str | None = None,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        provider_message: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = redact(message)
+        self.provider = provider
+        self.status_code = status_code
+        self.request_id = request_id
+        self.provider_message = redact(provider_message) if provider_message else None
+        self.hint = redact(hint) if hint is not None else self.default_hint
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        parts = []
+        if self.provider:
+            parts.append(f"[{self.provider}]")
+        if self.status_code is not None:
+            parts.append(f"HTTP {self.status_code}:")
+        parts.append(self.message)
+        if self.hint:
+            parts.append(self.hint)
+        if self.request_id:
+            parts.append(f"(request id {self.request_id})")
+        return " ".join(parts)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(provider={self.provider!r}, status_code={self.status_code!r}, "
+            f"request_id={self.request_id!r}, message={self.message!r})"
+        )
+
+    def __reduce__(self):  # picklable across processes, keyword args preserved
+        return (
+            _rebuild,
+            (
+                type(self),
+                self.message,
+                self.provider,
+                self.status_code,
+                self.request_id,
+                self.provider_message,
+                self.hint,
+            ),
+        )
+
+
+def _rebuild(cls, message, provider, status_code, request_id, provider_message, hint):
+    return cls(
+        message,
+        provider=provider,
+        status_code=status_code,
+        request_id=request_id,
+        provider_message=provider_message,
+        hint=hint,
+    )
+
+
+class ConfigurationError(LLMError):
+    """Bad input before any request: unknown model, missing key, bad options."""
+
+
+class MissingAPIKeyError(ConfigurationError):
+    """No API key was passed and the provider's environment variable is not set."""
+
+
+class UnknownModelError(ConfigurationError):
+    """A model string names no known provider or alias."""
+
+
+class APIStatusError(LLMError):
+    """The provider answered with an HTTP error status."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the key was refused."""
+
+    default_hint = "Check that the API key is valid and belongs to this provider."
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key may not use this model or route."""
+
+
+class NotFoundError(APIStatusError):
+    """404: unknown model or route."""
+
+
+class BadRequestError(APIStatusError):
+    """400/422: the provider rejected the request."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests (retried before it reaches you)."""
+
+
+class OverloadedError(APIStatusError):
+    """529 / overloaded_error: the provider is overloaded."""
+
+
+class ServerError(APIStatusError):
+    """5xx from the provider."""
+
+
+class APIConnectionError(LLMError):
+    """The server could not be reached or the connection broke."""
+
+
+class TimeoutError(LLMError):
+    """A request, stream or chunk took longer than allowed."""
+
+
+class StreamProtocolError(LLMError):
+    """The stream carried data we cannot understand, or an in-band error, or ended early."""
+
+
+class StreamingNotSupportedError(LLMError):
+    """The provider or model does not stream."""
+
+
+class ContentFilteredError(LLMError):
+    """The provider refused the prompt or answer (blocked prompt, safety filter)."""
+
+
+LLMTimeoutError = TimeoutError
+
+_STATUS_ERRORS: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: BadRequestError,
+    429: RateLimitError,
+    529: OverloadedError,
+}
+
+
+def error_class_for_status(status: int) -> type[APIStatusError]:
+    """The error type for an HTTP status (5xx → ServerError, other → APIStatusError)."""
+    if status in _STATUS_ERRORS:
+        return _STATUS_ERRORS[status]
+    if status >= 500:
+        return ServerError
+    return APIStatusError

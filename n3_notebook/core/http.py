@@ -1,0 +1,61 @@
+"""The HTTP side of a provider: client construction, pool limits, request specs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_MAX_CONNECTIONS = 100
+DEFAULT_MAX_KEEPALIVE = 20
+ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error body we read before giving up on it
+
+
+@dataclass(slots=True)
+class RequestSpec:
+    """What to send: built by a provider adapter, sent by the base provider."""
+
+    method: str
+    path: str
+    json: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def make_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if timeout is None:
+        return httpx.Timeout(None, connect=DEFAULT_CONNECT_TIMEOUT)
+    return httpx.Timeout(timeout, connect=min(timeout, DEFAULT_CONNECT_TIMEOUT))
+
+
+def make_client(
+    timeout: float | httpx.Timeout | None,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_keepalive: int = DEFAULT_MAX_KEEPALIVE,
+) -> httpx.AsyncClient:
+    """A client of our own: bounded pool, no redirects (a key never follows one)."""
+    return httpx.AsyncClient(
+        timeout=make_timeout(timeout),
+        limits=httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_keepalive
+        ),
+        follow_redirects=False,
+        trust_env=True,
+    )
+
+
+async def read_error_body(response: httpx.Response) -> bytes:
+    """Up to ERROR_BODY_LIMIT bytes of an error response (then it is closed by the caller)."""
+    parts: list[bytes] = []
+    size = 0
+    async for piece in response.aiter_bytes():
+        parts.append(piece)
+        size += len(piece)
+        if size >= ERROR_BODY_LIMIT:
+            break
+    return b"".join(parts)[:ERROR_BODY_LIMIT]

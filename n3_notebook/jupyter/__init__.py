@@ -1,0 +1,1 @@
+"""The notebook layer: magics, the cell runner, widgets. The only place IPython is imported."""

@@ -1,0 +1,166 @@
+"""Google Gemini API: `models/{model}:streamGenerateContent?alt=sse` (CRLF-framed SSE that
+ends at EOF, no sentinel) and `:generateContent`. A blocked prompt is a chunk with no
+candidates and promptFeedback.blockReason."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from ..core.base import BaseProvider, parse_json_line, split_system
+from ..core.errors import ContentFilteredError
+from ..core.http import RequestSpec
+from ..core.types import Message, StreamChunk, Usage
+from ..wire import SSEEvent
+from ._common import Parsed, final_chunk, inband_error, put_if, truncated
+
+API_VERSION = "v1beta"
+_FINISH = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "MALFORMED_FUNCTION_CALL": "error",
+}
+# Request fields that live at the top level rather than in generationConfig.
+_TOP_LEVEL = {"safetySettings", "tools", "toolConfig", "cachedContent", "labels"}
+
+
+class GeminiProvider(BaseProvider):
+    """Gemini Developer API, x-goog-api-key header."""
+
+    name: ClassVar[str] = "gemini"
+    display_name: ClassVar[str] = "Google Gemini"
+    env_keys: ClassVar[tuple[str, ...]] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+    env_base_urls: ClassVar[tuple[str, ...]] = ("GEMINI_BASE_URL", "GOOGLE_GEMINI_BASE_URL")
+    default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com"
+    default_model: ClassVar[str] = "gemini-2.0-flash"
+    request_id_headers: ClassVar[tuple[str, ...]] = ("x-goog-request-id", "x-request-id")
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"x-goog-api-key": self._api_key} if self._api_key else {}
+
+    def build_request(
+        self, messages: list[Message], system: str | None, stream: bool, params: dict[str, Any]
+    ) -> RequestSpec:
+        system_text, turns = split_system(messages, system)
+        body: dict[str, Any] = {
+            "contents": [
+                {
+                    "role": "model" if m.role == "assistant" else "user",
+                    "parts": [{"text": m.content}],
+                }
+                for m in turns
+            ]
+        }
+        if system_text:
+            body["systemInstruction"] = {"parts": [{"text": system_text}]}
+        extra = dict(params)
+        config: dict[str, Any] = dict(extra.pop("generationConfig", None) or {})
+        put_if(config, "temperature", extra.pop("temperature", None))
+        put_if(config, "maxOutputTokens", extra.pop("max_tokens", None))
+        put_if(config, "topP", extra.pop("top_p", None))
+        stop = extra.pop("stop", None)
+        if stop is not None:
+            config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+        for key, value in extra.items():
+            (body if key in _TOP_LEVEL else config)[key] = value
+        if config:
+            body["generationConfig"] = config
+        model = quote(self.model, safe="")
+        if stream:
+            return RequestSpec(
+                "POST",
+                f"/{API_VERSION}/models/{model}:streamGenerateContent",
+                json=body,
+                params={"alt": "sse"},
+            )
+        return RequestSpec("POST", f"/{API_VERSION}/models/{model}:generateContent", json=body)
+
+    def parse_response(self, payload: Any) -> Parsed:
+        state = _GeminiStream(self.name, self.model)
+        text = "".join(c.content for c in state.take(payload))
+        final = state.end()[0]
+        return Parsed(
+            content=text,
+            raw_finish_reason=final.finish_reason,
+            usage=final.usage or Usage(),
+            model=final.model,
+            metadata={k: v for k, v in (final.metadata or {}).items() if k != "raw_finish_reason"},
+        )
+
+    def normalize_finish(self, raw: str | None) -> str | None:
+        return None if raw is None else _FINISH.get(raw, "other")
+
+    def stream_mapper(self) -> _GeminiStream:
+        return _GeminiStream(self.name, self.model)
+
+
+class _GeminiStream:
+    __slots__ = ("done", "finish", "model", "provider", "reasoning", "seen", "usage")
+
+    def __init__(self, provider: str, model: str) -> None:
+        self.provider = provider
+        self.model = model
+        self.done = False  # Gemini has no sentinel: the stream ends at EOF
+        self.finish: str | None = None
+        self.usage: Usage | None = None
+        self.reasoning: list[str] = []
+        self.seen = False
+
+    def feed(self, event: SSEEvent) -> list[StreamChunk]:
+        if not event.data:
+            return []
+        return self.take(parse_json_line(self.provider, event.data))
+
+    def take(self, payload: Any) -> list[StreamChunk]:
+        if not isinstance(payload, dict):
+            raise inband_error(self.provider, f"unexpected stream data {str(payload)[:200]!r}")
+        if payload.get("error"):
+            err = payload["error"]
+            raise inband_error(
+                self.provider, err.get("message", str(err)), err.get("status"), err.get("code")
+            )
+        self.seen = True
+        meta = payload.get("usageMetadata")
+        if meta:
+            self.usage = Usage.of(
+                meta.get("promptTokenCount"),
+                (meta.get("candidatesTokenCount") or 0) + (meta.get("thoughtsTokenCount") or 0),
+            )
+        self.model = payload.get("modelVersion") or self.model
+        candidates = payload.get("candidates")
+        if not candidates:
+            feedback = payload.get("promptFeedback") or {}
+            reason = feedback.get("blockReason")
+            if reason:
+                raise ContentFilteredError(
+                    f"the prompt was blocked ({reason}). Rephrase the prompt or adjust "
+                    "safetySettings.",
+                    provider=self.provider,
+                    provider_message=feedback.get("blockReasonMessage") or reason,
+                )
+            return []
+        candidate = candidates[0]
+        out: list[StreamChunk] = []
+        for part in (candidate.get("content") or {}).get("parts") or ():
+            text = part.get("text")
+            if not text:
+                continue
+            if part.get("thought"):
+                self.reasoning.append(text)
+            else:
+                out.append(StreamChunk(text, None, self.model))
+        if candidate.get("finishReason"):
+            self.finish = candidate["finishReason"]
+        return out
+
+    def end(self) -> list[StreamChunk]:
+        if not self.seen or self.finish is None:
+            raise truncated(self.provider)
+        self.done = True
+        return [final_chunk(self.finish, self.usage, self.model, self.reasoning)]
