@@ -21,7 +21,7 @@ class LLMError(Exception):
         provider_message: str | None = None,
         hint: str | None = None,
     ) -> None:
-        self.message = redact(message)
+        self.message = redact(str(message))
         self.provider = provider
         self.status_code = status_code
         self.request_id = request_id
@@ -40,10 +40,11 @@ class LLMError(Exception):
             parts.append(self.hint)
         if self.request_id:
             parts.append(f"(request id {self.request_id})")
-        return " ".join(parts)
+        # redacted again on the way out: a key registered after the error was made is masked
+        return redact(" ".join(parts))
 
     def __repr__(self) -> str:
-        return (
+        return redact(
             f"{type(self).__name__}(provider={self.provider!r}, status_code={self.status_code!r}, "
             f"request_id={self.request_id!r}, message={self.message!r})"
         )

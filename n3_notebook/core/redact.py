@@ -16,13 +16,13 @@ _pattern: re.Pattern[str] | None = None
 
 # Shapes of real keys, masked even when never registered (e.g. echoed by a proxy).
 _KEY_SHAPES = re.compile(
-    r"(sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,})"
+    r"((?<![A-Za-z0-9])(?:sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}))"
     r"|((?:authorization|x-api-key|x-goog-api-key|api[-_]key)[\"']?\s*[:=]\s*[\"']?(?:Bearer\s+)?)"
     r"([^\s\"',&)]{8,})",
     re.IGNORECASE,
 )
 _URL_CREDS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)[^/\s:@]+(?::[^/\s@]*)?@", re.I)
-_URL_KEY_PARAM = re.compile(r"([?&](?:key|api_key|apikey|token)=)[^&\s#\"']+", re.I)
+_URL_KEY_PARAM = re.compile(r"([?&](?:key|api[_-]?key|token|access_token|auth)=)[^&\s#\"']+", re.I)
 
 
 def register_secret(value: str | None) -> None:

@@ -7,7 +7,9 @@ the computed delay, capped at max_delay."""
 
 from __future__ import annotations
 
+import datetime
 import email.utils
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -20,6 +22,7 @@ DEFAULT_BASE_DELAY = 1.0
 DEFAULT_MAX_DELAY = 60.0
 DEFAULT_JITTER = 0.2
 BACKOFF_MULTIPLIER = 2.0
+_MAX_EXPONENT = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +38,7 @@ class RetryConfig:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("RetryConfig.max_attempts must be at least 1")
-        if self.base_delay < 0 or self.max_delay < 0:
+        if not (self.base_delay >= 0 and self.max_delay >= 0):  # also refuses NaN
             raise ValueError("RetryConfig delays must not be negative")
         if not 0 <= self.jitter <= 1:
             raise ValueError("RetryConfig.jitter must be between 0 and 1")
@@ -72,27 +75,27 @@ def retry_after_seconds(
         return None
     ms = _header(headers, "retry-after-ms")
     if ms is not None:
-        try:
-            value = float(ms) / 1000.0
-            if value >= 0:
-                return value
-        except ValueError:
-            pass
+        value = _seconds(ms)
+        if value is not None:
+            return value / 1000.0
     ra = _header(headers, "retry-after")
     if ra is None:
         return None
     ra = ra.strip()
     try:
-        value = float(ra)
-        return value if value >= 0 else None
+        float(ra)
     except ValueError:
         pass
+    else:
+        return _seconds(ra)
     try:
         when = email.utils.parsedate_to_datetime(ra)
     except (TypeError, ValueError, IndexError):
         return None
     if when is None:
         return None
+    if when.tzinfo is None:  # HTTP dates are GMT; a naive one must not be read as local time
+        when = when.replace(tzinfo=datetime.UTC)
     current = time.time() if now is None else now
     return max(0.0, when.timestamp() - current)
 
@@ -104,7 +107,9 @@ def backoff_delay(attempt: int, config: RetryConfig, rand: float | None = None) 
     [1 - jitter, 1]; `rand` in [0, 1) makes it deterministic for tests."""
     if attempt < 1:
         raise ValueError("attempt counts from 1")
-    raw = min(config.max_delay, config.base_delay * BACKOFF_MULTIPLIER ** (attempt - 1))
+    # the exponent is bounded so a huge attempt number caps at max_delay, never overflows
+    growth = BACKOFF_MULTIPLIER ** min(attempt - 1, _MAX_EXPONENT)
+    raw = min(config.max_delay, config.base_delay * growth)
     r = random.random() if rand is None else rand
     return raw * (1.0 - config.jitter * r)
 
@@ -128,6 +133,15 @@ def next_delay(
 def attempts_left(attempt: int, config: RetryConfig) -> bool:
     """True when, after `attempt` tries (counting from 1), another one is allowed."""
     return attempt < config.max_attempts
+
+
+def _seconds(text: str) -> float | None:
+    """A finite, non-negative number of seconds from a header value, or None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -65,7 +65,7 @@ class StreamConfig:
     def __post_init__(self) -> None:
         for name in ("stream_timeout", "chunk_timeout"):
             v = getattr(self, name)
-            if v is not None and v <= 0:
+            if v is not None and not v > 0:  # also refuses NaN
                 raise ValueError(f"StreamConfig.{name} must be positive or None, got {v!r}")
         if self.max_chunks is not None and self.max_chunks < 1:
             raise ValueError(f"StreamConfig.max_chunks must be >= 1 or None, got {self.max_chunks}")

@@ -1,0 +1,134 @@
+"""%%llm with several models: one prompt to all of them at once, streamed side by side in a
+grid (each pane with its own stats and Cancel, plus Cancel all), then a summary table.
+--repeat N runs each model N times and reports medians. One model failing does not stop
+the others."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from ..core.compare import ComparisonResult, summarize
+from ..core.types import LLMResponse, Message
+from .errors import CellError
+from .options import CellOptions
+from .run import StreamRun
+from .stats import Stats
+from .views import BufferedTextView, widgets_available
+
+if TYPE_CHECKING:
+    from .magics import LLMMagics
+
+
+async def run_compare(magics: LLMMagics, opts: CellOptions, prompt: str) -> Any:
+    from .handle import LLMHandle
+    from .runner import _model_spec, label, note, request_params, stream_config
+
+    specs = list(opts.models) or [(await _model_spec(magics, opts))[0]]
+    use_widgets = not opts.no_widget and widgets_available(magics.shell)
+    result = ComparisonResult(prompt)
+    panes: list[tuple[str, Any, Any]] = []  # (spec, provider or None, view)
+    for spec in specs:
+        try:
+            provider = magics.provider_for(spec)
+            title, sub = label(provider), note(provider)
+        except CellError as exc:
+            provider, title, sub = None, spec, None
+            result.errors[spec] = str(exc)
+        panes.append((spec, provider, _make_view(use_widgets, title, sub, magics)))
+    grid = _show_grid([v for _, _, v in panes]) if use_widgets else None
+
+    messages = [Message("user", prompt)]
+    params, cfg = request_params(opts), stream_config(magics, opts)
+
+    async def one(spec: str, provider: Any, view: Any) -> None:
+        runs: list[LLMResponse] = result.runs.setdefault(spec, [])
+        if provider is None:
+            view.finish("failed", Stats(), result.errors[spec])
+            return
+        for i in range(opts.repeat):
+            if opts.repeat > 1:
+                view.note = f"run {i + 1}/{opts.repeat}"
+            run = StreamRun(provider, messages, view, opts.system, params, cfg)
+            task = asyncio.ensure_future(run.go())
+            view.on_cancel = task.cancel
+            try:
+                await task
+            except asyncio.CancelledError:
+                if run.response is not None:
+                    runs.append(run.response)
+                me = asyncio.current_task()
+                if me is not None and me.cancelling():
+                    raise
+                return
+            if run.response is not None:
+                runs.append(run.response)
+            if run.error is not None:
+                result.errors[spec] = f"{type(run.error).__name__}: {run.error}"
+                return
+
+    everything = asyncio.ensure_future(
+        asyncio.gather(*(one(s, p, v) for s, p, v in panes), return_exceptions=False)
+    )
+    if grid is not None:
+        grid.cancel_all.on_click(lambda _b: everything.cancel())
+    handle = LLMHandle(everything, f"comparison of {len(specs)} models", None)
+    magics.track(handle)
+
+    async def finish() -> ComparisonResult:
+        with contextlib.suppress(asyncio.CancelledError):
+            await everything
+        for spec in specs:
+            runs = result.runs.get(spec, [])
+            result.responses[spec] = runs[-1] if runs else None
+            result.rows.append(summarize(spec, runs, result.errors.get(spec)))
+        if grid is not None:
+            grid.cancel_all.disabled = True
+        _publish(result, opts, magics)
+        return result
+
+    if opts.background:
+        task = asyncio.ensure_future(finish())
+        return LLMHandle(task, handle.label, None)
+    try:
+        await finish()
+    except asyncio.CancelledError:
+        everything.cancel()
+        raise
+    return None
+
+
+def _make_view(use_widgets: bool, title: str, sub: str | None, magics: LLMMagics) -> Any:
+    if use_widgets:
+        from .widget import WidgetView
+
+        return WidgetView(title, sub, interval=magics.update_interval, display=False)
+    return BufferedTextView(title, sub)
+
+
+def _show_grid(views: list[Any]) -> Any:
+    from IPython.display import display
+
+    from .widget import comparison_grid
+
+    grid = comparison_grid(views)
+    display(grid)
+    return grid
+
+
+def _publish(result: ComparisonResult, opts: CellOptions, magics: LLMMagics) -> None:
+    from IPython.display import display
+
+    if opts.output:
+        magics.shell.user_ns[opts.output] = result
+    magics.last = result
+    sections = []
+    for spec, response in result.responses.items():
+        body = response.content if response is not None else ""
+        if spec in result.errors:
+            body = (body + "\n\n" if body else "") + f"*{result.errors[spec]}*"
+        sections.append(f"#### {spec}\n\n{body}")
+    text = "\n\n".join(sections)
+    display({"text/markdown": text, "text/plain": text}, raw=True)
+    display(result)

@@ -1,0 +1,53 @@
+"""A handle on a running %%llm request: awaitable, cancellable, inspectable."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator
+from typing import Any
+
+
+class LLMHandle:
+    """What a `--background` cell returns: `await h`, `h.cancel()`, `h.done()`, `h.result()`."""
+
+    def __init__(self, task: asyncio.Task[Any], label: str, run: Any = None) -> None:
+        self.task = task
+        self.label = label
+        self.run = run  # has .response: what arrived, also after a cancel
+
+    def cancel(self) -> bool:
+        """Stop the request now (its connection is closed). True if it was still running."""
+        return self.task.cancel()
+
+    def done(self) -> bool:
+        return self.task.done()
+
+    def result(self) -> Any:
+        """The LLMResponse (or result object); raises if not done yet or if it failed."""
+        if not self.task.done():
+            raise asyncio.InvalidStateError(f"{self.label} is still running; use `await h`")
+        if self.task.cancelled():
+            return getattr(self.run, "response", None)
+        return self.task.result()
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._wait().__await__()
+
+    async def _wait(self) -> Any:
+        try:
+            return await asyncio.shield(self.task)
+        except asyncio.CancelledError:
+            if self.task.cancelled():
+                return getattr(self.run, "response", None)
+            raise
+
+    def __repr__(self) -> str:
+        if not self.task.done():
+            state = "running"
+        elif self.task.cancelled():
+            state = "cancelled"
+        elif self.task.exception() is not None:
+            state = "failed"
+        else:
+            state = "done"
+        return f"<n3_notebook request {self.label}: {state}>"

@@ -1,0 +1,87 @@
+"""One stream shown in one view: the unit that %%llm, comparisons and chains run."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..core.base import BaseProvider
+from ..core.collect import ResponseBuilder
+from ..core.errors import LLMError
+from ..core.types import LLMResponse, Message, StreamConfig
+from .errors import describe
+from .stats import Stats
+
+
+class StreamRun:
+    """Streams a conversation from a provider into a view; keeps what arrived.
+
+    go() returns the LLMResponse; on an LLMError it returns the partial response with
+    finish_reason "error" and the error in .error; on cancellation the partial response
+    is kept in .response and CancelledError propagates."""
+
+    def __init__(
+        self,
+        provider: BaseProvider,
+        messages: list[Message],
+        view: Any,
+        system: str | None = None,
+        params: dict[str, Any] | None = None,
+        stream_config: StreamConfig | None = None,
+        label: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.messages = messages
+        self.view = view
+        self.system = system
+        self.params = params or {}
+        self.stream_config = stream_config
+        self.label = label or f"{provider.name}:{provider.model}"
+        self.builder = ResponseBuilder(provider.name, provider.model)
+        self.response: LLMResponse | None = None
+        self.error: LLMError | None = None
+        self.state = "waiting"
+
+    def stats(self) -> Stats:
+        b = self.builder
+        final = b.final
+        return Stats(
+            ttft=b.time_to_first_token,
+            tokens=b.output_tokens,
+            elapsed=b.elapsed,
+            finish=final.finish_reason if final else None,
+            retries=int((final.metadata or {}).get("retries") or 0) if final else 0,
+        )
+
+    async def go(self) -> LLMResponse:
+        view, builder = self.view, self.builder
+        view.start()
+        finish: str | None = None
+        error_text: str | None = None
+        try:
+            stream = self.provider.stream_chat(
+                self.messages, system=self.system, stream_config=self.stream_config, **self.params
+            )
+            try:
+                async for chunk in stream:
+                    builder.add(chunk)
+                    if chunk.content:
+                        view.update_stats(self.stats())
+                        view.append(chunk.content)
+            finally:
+                await stream.aclose()  # type: ignore[attr-defined]
+            self.state = "done"
+        except asyncio.CancelledError:
+            self.state, finish = "cancelled", "cancelled"
+            raise
+        except LLMError as exc:
+            self.state, finish = "failed", "error"
+            self.error = exc
+            error_text = describe(exc)
+        finally:
+            self.response = builder.build(finish)
+            stats = self.stats()
+            if finish:
+                stats.finish = finish
+            view.finish(self.state, stats, error_text)
+        return self.response

@@ -1,0 +1,151 @@
+"""The live stream widget: header (model, state), text + stats, and a Cancel button.
+
+A frame is one comm message (text and stats share one HTML widget, coalesced to at most
+one every `interval` seconds); header and button change only when the state changes."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as w
+from IPython.display import display as show
+
+from .coalesce import Coalescer
+from .stats import Stats
+
+STATE_COLORS = {
+    "waiting": "#888",
+    "streaming": "#1a73e8",
+    "done": "#188038",
+    "failed": "#d93025",
+    "cancelled": "#e37400",
+    "skipped": "#888",
+}
+
+
+class StreamBox(w.VBox):
+    """A VBox whose text/plain form is short and stable (for saved notebooks, nbval)."""
+
+    view: Any = None
+
+    def __repr__(self) -> str:
+        v = self.view
+        return "n3_notebook stream" if v is None else f"n3_notebook stream: {v.label} ({v.state})"
+
+
+class WidgetView:
+    """Header (model, state), live text + stats, and a Cancel button."""
+
+    def __init__(
+        self, label: str, note: str | None = None, interval: float = 0.05, display: bool = True
+    ) -> None:
+        self.label = label
+        self.note = note
+        self.state = "waiting"
+        self.on_cancel: Callable[[], None] | None = None
+        self._stats = Stats()
+        self.header = w.HTML()
+        self.body = w.HTML()
+        self.button = w.Button(
+            description="Cancel", icon="stop", button_style="warning", layout=w.Layout(width="auto")
+        )
+        self.button.on_click(self._clicked)
+        self.box = StreamBox(
+            [w.HBox([self.header, self.button]), self.body],
+            layout=w.Layout(border="1px solid #ddd", padding="4px 8px", margin="2px 0"),
+        )
+        self.box.view = self
+        self._coalescer = Coalescer(self._render_body, interval)
+        self._render_header()
+        self._render_body("")
+        if display:
+            show(self.box)
+
+    @property
+    def text(self) -> str:
+        return self._coalescer.text
+
+    @property
+    def frames(self) -> int:
+        return self._coalescer.flushes
+
+    def _clicked(self, _button: Any) -> None:
+        if self.on_cancel is not None:
+            self.on_cancel()
+
+    def _render_header(self) -> None:
+        color = STATE_COLORS.get(self.state, "#888")
+        note = f' <span style="color:#888">({html.escape(self.note)})</span>' if self.note else ""
+        self.header.value = (
+            f"<b>{html.escape(self.label)}</b>{note} · "
+            f'<span style="color:{color}">{self.state}</span>'
+        )
+
+    def _render_body(self, text: str, error: str | None = None) -> None:
+        err = (
+            f'<div style="color:#d93025;white-space:pre-wrap">{html.escape(error)}</div>'
+            if error
+            else ""
+        )
+        self.body.value = (
+            '<pre style="white-space:pre-wrap;margin:2px 0;font-family:inherit">'
+            f"{html.escape(text)}</pre>{err}"
+            f'<div style="color:#888;font-size:smaller">{html.escape(self._stats.line())}</div>'
+        )
+
+    def start(self) -> None:
+        if self.state in ("done", "failed", "cancelled"):  # a repeat run in the same pane
+            self._coalescer = Coalescer(self._render_body, self._coalescer.interval)
+            self.button.disabled = False
+            self.button.button_style = "warning"
+        self.state = "waiting"
+        self._render_header()
+
+    def append(self, piece: str) -> None:
+        if self.state != "streaming":
+            self.state = "streaming"
+            self._render_header()
+        self._coalescer.add(piece)
+
+    def update_stats(self, stats: Stats) -> None:
+        self._stats = stats
+
+    def finish(self, state: str, stats: Stats, error: str | None = None) -> None:
+        self._stats = stats
+        text = self._coalescer.close()
+        self.state = state
+        self.button.disabled = True
+        self.button.button_style = ""
+        self._render_header()
+        if state == "done":
+            self._render_body("", None)  # the answer is published as a regular output below
+        else:
+            self._render_body(text, error)
+
+    def show_final(self) -> bool:
+        return True
+
+
+class ComparisonGrid(w.VBox):
+    """Panes side by side plus one Cancel-all button."""
+
+    cancel_all: w.Button
+
+    def __repr__(self) -> str:
+        return f"n3_notebook comparison of {len(self.children[1].children)} models"
+
+
+def comparison_grid(views: list[WidgetView]) -> ComparisonGrid:
+    columns = min(len(views), 3)
+    cancel_all = w.Button(
+        description="Cancel all", icon="stop", button_style="danger", layout=w.Layout(width="auto")
+    )
+    grid = w.GridBox(
+        [v.box for v in views],
+        layout=w.Layout(grid_template_columns=f"repeat({columns}, minmax(0, 1fr))", grid_gap="6px"),
+    )
+    box = ComparisonGrid([cancel_all, grid])
+    box.cancel_all = cancel_all
+    return box
