@@ -23,7 +23,15 @@ if TYPE_CHECKING:
 
 async def run_compare(magics: LLMMagics, opts: CellOptions, prompt: str) -> Any:
     from .handle import LLMHandle
-    from .runner import _model_spec, label, note, request_params, stream_config
+    from .runner import (
+        _model_spec,
+        interrupted,
+        interrupted_error,
+        label,
+        note,
+        request_params,
+        stream_config,
+    )
 
     specs = list(opts.models) or [(await _model_spec(magics, opts))[0]]
     use_widgets = not opts.no_widget and widgets_available(magics.shell)
@@ -58,8 +66,7 @@ async def run_compare(magics: LLMMagics, opts: CellOptions, prompt: str) -> Any:
             except asyncio.CancelledError:
                 if run.response is not None:
                     runs.append(run.response)
-                me = asyncio.current_task()
-                if me is not None and me.cancelling():
+                if interrupted():
                     raise
                 return
             if run.response is not None:
@@ -95,6 +102,8 @@ async def run_compare(magics: LLMMagics, opts: CellOptions, prompt: str) -> Any:
         await finish()
     except asyncio.CancelledError:
         everything.cancel()
+        if interrupted():
+            raise interrupted_error(opts.output) from None
         raise
     return None
 

@@ -126,13 +126,28 @@ async def start(magics: LLMMagics, run: StreamRun, opts: CellOptions, prompt: st
     try:
         await task
     except asyncio.CancelledError:
-        me = asyncio.current_task()
-        if me is not None and me.cancelling():
-            raise  # the cell itself was interrupted: let the kernel see it
+        if interrupted():
+            raise interrupted_error(opts.output) from None
         # Cancel button: the cell ends cleanly, showing "cancelled".
     if run.error is not None:
         raise CellError(_error_text(run.error), type(run.error).__name__)
     return None
+
+
+def interrupted() -> bool:
+    """True when the cell's own task was cancelled (a kernel interrupt), not a stream."""
+    me = asyncio.current_task()
+    return me is not None and me.cancelling() > 0
+
+
+def interrupted_error(output: str | None) -> CellError:
+    """The short message an interrupted cell ends with (instead of a CancelledError trace)."""
+    kept = f"`{output}` and `%llm last`" if output else "`%llm last`"
+    return CellError(
+        f"interrupted: the request was cancelled and its connection closed. What arrived is "
+        f"kept in {kept}.",
+        "KeyboardInterrupt",
+    )
 
 
 def _settle(magics: LLMMagics, run: StreamRun, opts: CellOptions, prompt: str, task: Any) -> None:

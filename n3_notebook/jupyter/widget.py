@@ -32,7 +32,7 @@ class StreamBox(w.VBox):
 
     def __repr__(self) -> str:
         v = self.view
-        return "n3_notebook stream" if v is None else f"n3_notebook stream: {v.label} ({v.state})"
+        return "n3_notebook stream" if v is None else f"n3_notebook stream: {v.label}"
 
 
 class WidgetView:

@@ -1,0 +1,184 @@
+"""Running a chain: every step starts as soon as the steps it reads are done; a failed step
+skips its dependents (independent steps still finish); cancelling stops every running step
+(closing its connection) and starts nothing new."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from ..core.base import BaseProvider
+from ..core.collect import ResponseBuilder
+from ..core.errors import LLMError
+from ..core.pricing import cost
+from ..core.registry import create_provider
+from ..core.template import TemplateError, fill
+from ..core.types import Message, StreamConfig
+from .events import ChainEvent, ChainResult, StepResult
+from .model import Chain, ChainError
+
+ProviderFactory = Callable[[str], BaseProvider]
+
+
+class _Providers:
+    """Providers made for one run (closed at its end) unless a factory supplies them."""
+
+    def __init__(self, factory: ProviderFactory | None) -> None:
+        self.factory = factory
+        self.made: dict[str, BaseProvider] = {}
+
+    def get(self, spec: str) -> BaseProvider:
+        if self.factory is not None:
+            return self.factory(spec)
+        if spec not in self.made:
+            self.made[spec] = create_provider(spec)
+        return self.made[spec]
+
+    async def aclose(self) -> None:
+        for p in self.made.values():
+            with contextlib.suppress(Exception):
+                await p.aclose()
+
+
+async def stream_chain(
+    chain: Chain,
+    inputs: dict[str, Any],
+    namespace: Mapping[str, Any] | None = None,
+    provider_factory: ProviderFactory | None = None,
+    default_model: str | None = None,
+    stream_config: StreamConfig | None = None,
+    result: ChainResult | None = None,
+) -> AsyncIterator[ChainEvent]:
+    """Run the chain, yielding step-tagged events; the last is `chain_done`."""
+    values = chain.resolve_inputs(inputs)
+    outside = dict(namespace or {})
+    chain.check_references({**outside, **values})
+    fallback = default_model or chain.default_model
+    models = {}
+    for s in chain.steps:
+        spec = s.model or fallback
+        if not spec:
+            raise ChainError(f"step {s.name!r} names no model and no default is set", s.line)
+        models[s.name] = spec
+    providers = _Providers(provider_factory)
+    # Resolve every model before sending anything: a bad model fails the whole run early.
+    for s in chain.steps:
+        try:
+            providers.get(models[s.name])
+        except LLMError as exc:
+            await providers.aclose()
+            raise ChainError(f"step {s.name!r}: {exc}", s.line) from None
+
+    deps = chain.dependencies()
+    res = result or ChainResult(chain.name, values, {})
+    res.inputs = values
+    res.steps = {s.name: StepResult(s.name, models[s.name]) for s in chain.steps}
+    queue: asyncio.Queue[ChainEvent] = asyncio.Queue()
+    done_events = {s.name: asyncio.Event() for s in chain.steps}
+    started = time.perf_counter()
+
+    async def run_step(step_name: str) -> None:
+        step = chain.step(step_name)
+        sr = res.steps[step_name]
+        for dep in sorted(deps[step_name]):
+            await done_events[dep].wait()
+        failed = [d for d in sorted(deps[step_name]) if res.steps[d].state != "done"]
+        if failed:
+            sr.state = "skipped"
+            sr.error = f"skipped because {', '.join(failed)} did not finish"
+            queue.put_nowait(ChainEvent("step_skipped", step_name, {"reason": sr.error}))
+            done_events[step_name].set()
+            return
+        scope = {**outside, **values, **{d: res.steps[d].output for d in deps[step_name]}}
+        provider = providers.get(models[step_name])
+        builder = ResponseBuilder(provider.name, provider.model)
+        sr.started = time.perf_counter()
+        sr.state = "streaming"
+        queue.put_nowait(ChainEvent("step_started", step_name, {"model": models[step_name]}))
+        try:
+            try:
+                prompt = fill(step.prompt, scope)
+                system = fill(step.system, scope) if step.system else None
+            except TemplateError as exc:
+                raise ChainError(f"step {step_name!r}: {exc}", step.line) from None
+            stream = provider.stream_chat(
+                [Message("user", prompt)],
+                system=system,
+                stream_config=stream_config,
+                **step.params,
+            )
+            try:
+                async for chunk in stream:
+                    builder.add(chunk)
+                    if chunk.content:
+                        queue.put_nowait(ChainEvent("token", step_name, {"text": chunk.content}))
+            finally:
+                await stream.aclose()  # type: ignore[attr-defined]
+            sr.response = builder.build()
+            sr.state = "done"
+            sr.cost = cost(provider.name, provider.model, sr.response.usage)
+            u = sr.response.usage
+            queue.put_nowait(
+                ChainEvent(
+                    "step_done",
+                    step_name,
+                    {
+                        "input_tokens": u.input_tokens,
+                        "output_tokens": u.output_tokens,
+                        "finish_reason": sr.response.finish_reason,
+                        "cost_usd": sr.cost,
+                    },
+                )
+            )
+        except asyncio.CancelledError:
+            sr.response = builder.build("cancelled")
+            sr.state = "cancelled"
+            queue.put_nowait(ChainEvent("step_cancelled", step_name, {}))
+            raise
+        except LLMError as exc:
+            sr.response = builder.build("error")
+            sr.state = "failed"
+            sr.error = f"{type(exc).__name__}: {exc}"
+            queue.put_nowait(ChainEvent("step_failed", step_name, {"error": sr.error}))
+        finally:
+            sr.finished = time.perf_counter()
+            done_events[step_name].set()
+
+    tasks = [asyncio.ensure_future(run_step(s.name)) for s in chain.steps]
+    all_done = asyncio.ensure_future(asyncio.gather(*tasks, return_exceptions=True))
+    try:
+        while True:
+            if all_done.done() and queue.empty():
+                break
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter, all_done}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield getter.result()
+            else:
+                getter.cancel()
+        res.duration = time.perf_counter() - started
+        yield ChainEvent(
+            "chain_done", None, {"ok": res.ok, "duration": res.duration, "outputs": res.outputs}
+        )
+    finally:
+        for t in tasks:
+            t.cancel()
+        if not all_done.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks, return_exceptions=True)
+        res.duration = time.perf_counter() - started
+        await providers.aclose()
+
+
+async def run_chain(chain: Chain, inputs: dict[str, Any], **kwargs: Any) -> ChainResult:
+    result = ChainResult(chain.name, {}, {})
+    gen = stream_chain(chain, inputs, result=result, **kwargs)
+    try:
+        async for _ in gen:
+            pass
+    finally:
+        await gen.aclose()
+    return result

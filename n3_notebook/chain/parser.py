@@ -1,0 +1,156 @@
+"""The %%chain text format.
+
+    input topic = "solid-state batteries"      # an input, with an optional default
+    step outline: openai:gpt-4o-mini            # a step: name, model, then key=value params
+        system: You are concise.                # optional first body line
+        List three key questions about {topic}.
+    step answers: anthropic:claude-3-5-haiku-latest, temperature=0.2
+        Answer each question briefly: {outline}
+
+A step's body is its indented lines (dedented; blank lines inside are kept). Lines that
+start with `#` at the top level are comments. The model may be left out (`step name:`) to
+use the default model."""
+
+from __future__ import annotations
+
+import ast
+import textwrap
+from typing import Any
+
+from .model import REQUIRED, Chain, ChainError, Step
+
+
+def _value(text: str, line: int) -> Any:
+    text = text.strip()
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        if text and not any(c in text for c in "\"'[]{}()"):
+            return text  # a bare word
+        raise ChainError(f"cannot read the value {text!r}; quote strings", line) from None
+
+
+def _split_params(text: str, line: int) -> tuple[str | None, dict[str, Any]]:
+    """`model, key=value, ...` (model optional) -> (model, params)."""
+    model: str | None = None
+    params: dict[str, Any] = {}
+    if not text.strip():
+        return None, params
+    for i, part in enumerate(_split_commas(text)):
+        part = part.strip()
+        if "=" in part and not (i == 0 and ":" in part.split("=", 1)[0]):
+            key, _, value = part.partition("=")
+            key = key.strip()
+            if not key.isidentifier():
+                raise ChainError(f"{key!r} is not a parameter name", line)
+            params[key] = _value(value, line)
+        elif i == 0:
+            model = part
+        else:
+            raise ChainError(f"expected key=value after the model, got {part!r}", line)
+    return model, params
+
+
+def _split_commas(text: str) -> list[str]:
+    parts, depth, current, quote = [], 0, [], None
+    for ch in text:
+        if quote:
+            current.append(ch)
+            if ch == quote:
+                quote = None
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current))
+    return parts
+
+
+def parse_chain(text: str, name: str | None = None, first_line: int = 1) -> Chain:
+    """Parse %%chain text; errors name the line (numbered from first_line)."""
+    inputs: dict[str, Any] = {}
+    input_lines: dict[str, int] = {}
+    steps: list[Step] = []
+    current: dict[str, Any] | None = None
+
+    def close() -> None:
+        if current is None:
+            return
+        body = textwrap.dedent("\n".join(current["body"])).strip("\n")
+        lines = body.split("\n") if body else []
+        system = None
+        if lines and lines[0].lstrip().lower().startswith("system:"):
+            system = lines[0].split(":", 1)[1].strip()
+            lines = lines[1:]
+        prompt = "\n".join(lines).strip()
+        if not prompt:
+            raise ChainError(f"step {current['name']!r} has no prompt", current["line"])
+        steps.append(
+            Step(
+                current["name"],
+                prompt,
+                current["model"],
+                system,
+                current["params"],
+                current["line"],
+            )
+        )
+
+    for offset, raw in enumerate(text.split("\n")):
+        lineno = first_line + offset
+        line = raw.rstrip()
+        if not line.strip():
+            if current is not None:
+                current["body"].append("")
+            continue
+        indented = line[:1] in (" ", "\t")
+        if indented:
+            if current is None:
+                raise ChainError("an indented line outside a step", lineno)
+            current["body"].append(line)
+            continue
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            continue
+        keyword, _, rest = stripped.partition(" ")
+        if keyword == "input":
+            close()
+            current = None
+            key, eq, default = rest.partition("=")
+            key = key.strip()
+            if not key.isidentifier():
+                raise ChainError(f"input name {key!r} is not a valid identifier", lineno)
+            if key in inputs:
+                raise ChainError(f"the input {key!r} is defined twice", lineno)
+            inputs[key] = _value(default, lineno) if eq else REQUIRED
+            input_lines[key] = lineno
+        elif keyword == "step":
+            close()
+            head, colon, tail = rest.partition(":")
+            step_name = head.strip()
+            if not colon or not step_name:
+                raise ChainError("write `step NAME: provider:model` (the colon is needed)", lineno)
+            model, params = _split_params(tail, lineno)
+            current = {
+                "name": step_name,
+                "model": model,
+                "params": params,
+                "line": lineno,
+                "body": [],
+            }
+        else:
+            raise ChainError(
+                f"expected `input NAME = value` or `step NAME: model`, got {stripped!r} "
+                "(step bodies are indented)",
+                lineno,
+            )
+    close()
+    return Chain(steps, inputs, name, input_lines=input_lines)
