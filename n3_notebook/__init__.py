@@ -19,7 +19,12 @@ _EXPORTS: dict[str, str] = {
     "AuthenticationError": "core.errors",
     "BadRequestError": "core.errors",
     "BaseProvider": "core.base",
+    "Chain": "chain.model",
+    "ChainError": "chain.model",
+    "ChainEvent": "chain.events",
+    "ChainResult": "chain.events",
     "CohereProvider": "providers.cohere",
+    "ComparisonResult": "core.compare",
     "ConfigurationError": "core.errors",
     "ContentFilteredError": "core.errors",
     "EmulatorProvider": "providers.emulator",
@@ -41,6 +46,8 @@ _EXPORTS: dict[str, str] = {
     "SSEDecoder": "wire.sse",
     "SSEEvent": "wire.sse",
     "ServerError": "core.errors",
+    "Step": "chain.model",
+    "StepResult": "chain.events",
     "StreamChunk": "core.types",
     "StreamConfig": "core.types",
     "StreamProtocolError": "core.errors",
@@ -49,7 +56,9 @@ _EXPORTS: dict[str, str] = {
     "Usage": "core.types",
     "create_provider": "core.registry",
     "is_offline": "core.offline",
+    "parse_chain": "chain.parser",
     "register_provider": "core.registry",
+    "resolve_model": "core.registry",
     "run_emulator": "emulator",
     "set_offline": "core.offline",
 }
@@ -61,7 +70,12 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BaseProvider",
+    "Chain",
+    "ChainError",
+    "ChainEvent",
+    "ChainResult",
     "CohereProvider",
+    "ComparisonResult",
     "ConfigurationError",
     "ContentFilteredError",
     "EmulatorProvider",
@@ -83,6 +97,8 @@ __all__ = [
     "SSEDecoder",
     "SSEEvent",
     "ServerError",
+    "Step",
+    "StepResult",
     "StreamChunk",
     "StreamConfig",
     "StreamProtocolError",
@@ -92,7 +108,9 @@ __all__ = [
     "create_provider",
     "is_offline",
     "load_ipython_extension",
+    "parse_chain",
     "register_provider",
+    "resolve_model",
     "run_emulator",
     "set_offline",
     "unload_ipython_extension",
@@ -126,7 +144,9 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .chain import Chain, ChainError, ChainEvent, ChainResult, Step, StepResult, parse_chain
     from .core.base import BaseProvider
+    from .core.compare import ComparisonResult
     from .core.errors import (
         APIConnectionError,
         APIStatusError,
@@ -148,7 +168,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from .core.metrics import RequestMetrics
     from .core.offline import is_offline, set_offline
-    from .core.registry import create_provider, register_provider
+    from .core.registry import create_provider, register_provider, resolve_model
     from .core.retry import RetryConfig
     from .core.types import LLMResponse, Message, StreamChunk, StreamConfig, Usage
     from .emulator import run_emulator

@@ -1,6 +1,6 @@
 """Provider-independent core: types, errors, retry policy, base provider, registry."""
 
-from .base import BaseProvider, StreamMapper, as_messages, split_system
+from .base import BaseProvider
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -48,16 +48,13 @@ __all__ = [
     "ServerError",
     "StreamChunk",
     "StreamConfig",
-    "StreamMapper",
     "StreamProtocolError",
     "StreamingNotSupportedError",
     "UnknownModelError",
     "Usage",
-    "as_messages",
     "create_provider",
     "is_offline",
     "register_provider",
     "resolve_model",
     "set_offline",
-    "split_system",
 ]

@@ -19,6 +19,7 @@ COLUMNS = (
     "finish_reason",
     "cost_usd",
     "runs",
+    "error",
 )
 
 
@@ -47,9 +48,10 @@ def summarize(model: str, runs: list[LLMResponse], error: str | None = None) -> 
         "input_tokens": int(_median([r.usage.input_tokens for r in ok]) or 0) if ok else None,
         "output_tokens": int(_median([r.usage.output_tokens for r in ok]) or 0) if ok else None,
         "tokens_per_s": _median(rates),
-        "finish_reason": error or (last.finish_reason if last else None),
+        "finish_reason": "error" if error else (last.finish_reason if last else None),
         "cost_usd": _median(known) if known and len(known) == len(costs) else None,
         "runs": len(runs),
+        "error": error,
     }
 
 
@@ -84,6 +86,7 @@ class ComparisonResult:
             for row in cells
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
+        lines += [f"{r['model']}: {r['error']}" for r in self.rows if r.get("error")]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -98,7 +101,12 @@ class ComparisonResult:
             "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _format_row(r)) + "</tr>"
             for r in self.rows
         )
-        return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+        errors = "".join(
+            f"<div style='color:#d93025'>{html.escape(r['model'])}: {html.escape(r['error'])}</div>"
+            for r in self.rows
+            if r.get("error")
+        )
+        return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>{errors}"
 
 
 def _format_row(r: dict[str, Any]) -> list[str]:

@@ -125,7 +125,7 @@ class APIConnectionError(LLMError):
     """The server could not be reached or the connection broke."""
 
 
-class TimeoutError(LLMError):
+class LLMTimeoutError(LLMError):
     """A request, stream or chunk took longer than allowed."""
 
 
@@ -140,8 +140,6 @@ class StreamingNotSupportedError(LLMError):
 class ContentFilteredError(LLMError):
     """The provider refused the prompt or answer (blocked prompt, safety filter)."""
 
-
-LLMTimeoutError = TimeoutError
 
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     400: BadRequestError,

@@ -22,7 +22,6 @@ DEFAULT_BASE_DELAY = 1.0
 DEFAULT_MAX_DELAY = 60.0
 DEFAULT_JITTER = 0.2
 BACKOFF_MULTIPLIER = 2.0
-_MAX_EXPONENT = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +106,13 @@ def backoff_delay(attempt: int, config: RetryConfig, rand: float | None = None) 
     [1 - jitter, 1]; `rand` in [0, 1) makes it deterministic for tests."""
     if attempt < 1:
         raise ValueError("attempt counts from 1")
-    # the exponent is bounded so a huge attempt number caps at max_delay, never overflows
-    growth = BACKOFF_MULTIPLIER ** min(attempt - 1, _MAX_EXPONENT)
-    raw = min(config.max_delay, config.base_delay * growth)
+    if config.base_delay == 0:
+        return 0.0
+    try:
+        raw = config.base_delay * BACKOFF_MULTIPLIER ** (attempt - 1)
+    except OverflowError:  # a huge attempt number: the cap applies
+        raw = math.inf
+    raw = min(config.max_delay, raw)
     r = random.random() if rand is None else rand
     return raw * (1.0 - config.jitter * r)
 

@@ -48,7 +48,7 @@ async def run_compare(magics: LLMMagics, opts: CellOptions, prompt: str) -> Any:
     grid = _show_grid([v for _, _, v in panes]) if use_widgets else None
 
     messages = [Message("user", prompt)]
-    params, cfg = request_params(opts), stream_config(magics, opts)
+    params, cfg = request_params(opts), stream_config(magics, opts.timeout)
 
     async def one(spec: str, provider: Any, view: Any) -> None:
         runs: list[LLMResponse] = result.runs.setdefault(spec, [])

@@ -73,6 +73,7 @@ class LLMMagics(Magics):
         self.handles: list[LLMHandle] = []
         self.hinted = not self.show_hint
         self.errors: dict[int, str] = {}
+        self.chains: dict[str, Any] = {}
         registry.aliases.update(self.aliases)
 
     @observe("aliases")
@@ -81,19 +82,24 @@ class LLMMagics(Magics):
             registry.set_alias(name, target)
 
     # ---------------------------------------------------------------- state
+    def provider(self, spec: str) -> BaseProvider:
+        """A provider for a model string, reused across cells (same loop, same mode).
+        Raises ConfigurationError (unknown model, missing key)."""
+        name, model = registry.resolve_model(spec)
+        loop = asyncio.get_running_loop()
+        key = (name, model, is_offline(), id(loop))
+        if key not in self.providers:
+            self.providers[key] = registry.get_provider_class(name)(
+                model,
+                max_concurrent=self.max_concurrent,
+                timeout=self.request_timeout or None,
+            )
+        return self.providers[key]
+
     def provider_for(self, spec: str) -> BaseProvider:
-        """A provider for a model string, reused across cells (same loop, same mode)."""
+        """provider(), with configuration errors shown as a short cell error."""
         try:
-            name, model = registry.resolve_model(spec)
-            loop = asyncio.get_running_loop()
-            key = (name, model, is_offline(), id(loop))
-            if key not in self.providers:
-                self.providers[key] = registry.get_provider_class(name)(
-                    model,
-                    max_concurrent=self.max_concurrent,
-                    timeout=self.request_timeout or None,
-                )
-            return self.providers[key]
+            return self.provider(spec)
         except ConfigurationError as exc:
             raise CellError(str(exc), type(exc).__name__) from None
 
@@ -120,6 +126,20 @@ class LLMMagics(Magics):
         from .runner import run_llm_cell
 
         return _run_direct(lambda: run_llm_cell(line, cell), line)
+
+    @cell_magic("chain")
+    def chain_cell(self, line: str, cell: str) -> Any:
+        """%%chain: define and run a prompt chain (see `%chain` for the commands)."""
+        from .runner import run_chain_cell
+
+        return _run_direct(lambda: run_chain_cell(line, cell), line)
+
+    @line_magic("chain")
+    def chain_line(self, line: str) -> Any:
+        """%chain list | show NAME | export NAME PATH | run NAME [key=value ...]"""
+        from .chain_magics import chain_line
+
+        return chain_line(self, line)
 
     @line_magic("llm")
     def llm_line(self, line: str) -> Any:

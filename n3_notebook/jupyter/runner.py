@@ -61,7 +61,7 @@ async def run_llm_cell(line: str, cell: str) -> Any:
         make_view(magics, opts, label(provider), note(provider, hint)),
         system=opts.system,
         params=request_params(opts),
-        stream_config=stream_config(magics, opts),
+        stream_config=stream_config(magics, opts.timeout),
     )
     return await start(magics, run, opts, prompt)
 
@@ -93,9 +93,9 @@ def request_params(opts: CellOptions) -> dict[str, Any]:
     return params
 
 
-def stream_config(magics: LLMMagics, opts: CellOptions) -> StreamConfig:
+def stream_config(magics: LLMMagics, timeout: float | None) -> StreamConfig:
     return StreamConfig(
-        stream_timeout=opts.timeout or magics.stream_timeout or None,
+        stream_timeout=timeout or magics.stream_timeout or None,
         chunk_timeout=magics.chunk_timeout or None,
     )
 
@@ -194,3 +194,15 @@ def _error_text(exc: LLMError) -> str:
 
 def config_error(exc: LLMError) -> CellError:
     return CellError(str(exc), type(exc).__name__)
+
+
+async def run_chain_cell(line: str, cell: str) -> Any:
+    from .chain_magics import run_chain_cell as run
+
+    return await run(line, cell)
+
+
+async def run_chain_line(line: str) -> Any:
+    from .chain_magics import run_chain_line as run
+
+    return await run(line)

@@ -8,10 +8,14 @@ MODULE = "n3_notebook.jupyter.runner"
 
 
 def transform(lines: list[str]) -> list[str]:
-    """IPython cleanup transformer: rewrite our cell magics, leave everything else."""
+    """IPython cleanup transformer: rewrite our cell magics (and a cell that is just
+    `%chain run ...`), leave everything else."""
     if not lines:
         return lines
     first = lines[0]
+    if first.startswith("%chain run ") and not "".join(lines[1:]).strip():
+        arg = first[len("%chain ") :].strip()
+        return [f"await __import__({MODULE!r}, fromlist=['_']).run_chain_line({arg!r})\n"]
     if not first.startswith("%%"):
         return lines
     head = first[2:].rstrip("\r\n")

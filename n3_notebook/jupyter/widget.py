@@ -149,3 +149,24 @@ def comparison_grid(views: list[WidgetView]) -> ComparisonGrid:
     box = ComparisonGrid([cancel_all, grid])
     box.cancel_all = cancel_all
     return box
+
+
+def chain_panel(views: list[WidgetView], on_cancel: Callable[[], None]) -> ChainPanel:
+    """Step panes one under another, with a Cancel button for the whole chain."""
+    cancel_all = w.Button(
+        description="Cancel chain",
+        icon="stop",
+        button_style="danger",
+        layout=w.Layout(width="auto"),
+    )
+    cancel_all.on_click(lambda _b: on_cancel())
+    box = ChainPanel([cancel_all, w.VBox([v.box for v in views])])
+    box.cancel_all = cancel_all
+    return box
+
+
+class ChainPanel(w.VBox):
+    cancel_all: w.Button
+
+    def __repr__(self) -> str:
+        return f"n3_notebook chain of {len(self.children[1].children)} steps"

@@ -1,0 +1,262 @@
+"""Anthropic Messages: ``POST /v1/messages`` (and ``GET /v1/models``).
+
+Stream: named SSE events -- ``message_start`` (usage.input_tokens, output_tokens 1),
+``content_block_start``, ``ping``, one ``content_block_delta`` (``text_delta``) per token,
+``content_block_stop``, ``message_delta`` (stop_reason, stop_sequence, cumulative
+usage.output_tokens) and ``message_stop``.  Mid-stream errors are ``event: error``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..models import EMULATOR_MODELS, lookup_model
+from ..streaming import StreamPlan
+from ..text import Answer
+from .base import (
+    STATUS_OF_KIND,
+    BadRequest,
+    ChatRequest,
+    Context,
+    ErrorKind,
+    ProviderFormat,
+    as_int,
+    as_stops,
+    json_response,
+    random_id,
+    sse,
+)
+
+_STOP_REASON = {"stop": "end_turn", "length": "max_tokens"}
+
+_MESSAGES = {
+    "auth_missing": ("authentication_error", "x-api-key header is required"),
+    "auth_invalid": ("authentication_error", "invalid x-api-key"),
+    "rate_limit": (
+        "rate_limit_error",
+        "Number of requests has exceeded your per-minute rate limit "
+        "(https://docs.anthropic.com/en/api/rate-limits); see the response headers for "
+        "current usage. Please try again later.",
+    ),
+    "server_error": ("api_error", "Internal server error"),
+    "unavailable": ("api_error", "Service unavailable"),
+    "overloaded": ("overloaded_error", "Overloaded"),
+}
+
+
+def _text_of(content: Any, where: str) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for block in content:
+            if not isinstance(block, dict) or "type" not in block:
+                raise BadRequest(f"{where}: each content block needs a 'type'")
+            if block["type"] == "text":
+                texts.append(str(block.get("text", "")))
+        return "\n".join(texts)
+    raise BadRequest(f"{where}: Input should be a valid string or list of content blocks")
+
+
+class AnthropicFormat(ProviderFormat):
+    name = "anthropic"
+
+    def credentials(self, request: Request) -> str | None:
+        key = request.headers.get("x-api-key", "").strip()
+        return key or super().credentials(request)
+
+    def precheck(self, request: Request) -> tuple[ErrorKind, str] | None:
+        if not request.headers.get("anthropic-version"):
+            return "bad_request", "anthropic-version: header is required"
+        return None
+
+    def parse(self, body: Any, request: Request, path_model: str | None) -> ChatRequest:
+        if not isinstance(body, dict):
+            raise BadRequest("Input should be an object")
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise BadRequest("model: Field required")
+        if "max_tokens" not in body:
+            raise BadRequest("max_tokens: Field required")
+        max_tokens = as_int(body.get("max_tokens"), "max_tokens")
+        raw = body.get("messages")
+        if not isinstance(raw, list) or not raw:
+            raise BadRequest("messages: Field required")
+        messages = []
+        for index, item in enumerate(raw):
+            if not isinstance(item, dict) or item.get("role") not in ("user", "assistant"):
+                raise BadRequest(f"messages.{index}.role: Input should be 'user' or 'assistant'")
+            text = _text_of(item.get("content"), f"messages.{index}")
+            messages.append({"role": item["role"], "content": text})
+        system = body.get("system")
+        return ChatRequest(
+            model=model,
+            messages=messages,
+            system=_text_of(system, "system") if system is not None else None,
+            max_tokens=max_tokens,
+            stop=as_stops(body.get("stop_sequences"), "stop_sequences"),
+            stream=bool(body.get("stream", False)),
+        )
+
+    def new_request_id(self) -> str:
+        return f"req_011C{random_id(20)}"
+
+    def prepare(self, ctx: Context, chat: ChatRequest) -> None:
+        super().prepare(ctx, chat)
+        ctx.options["message_id"] = f"msg_01{random_id(22)}"
+
+    def response_headers(self, ctx: Context) -> dict[str, str]:
+        return {"request-id": ctx.request_id, "anthropic-organization-id": "n3-emulator"}
+
+    def rate_limit_headers(self, ctx: Context) -> dict[str, str]:
+        reset = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {
+            "retry-after": "0",
+            "anthropic-ratelimit-requests-limit": "50",
+            "anthropic-ratelimit-requests-remaining": "0",
+            "anthropic-ratelimit-requests-reset": reset,
+        }
+
+    def error(
+        self,
+        kind: ErrorKind,
+        ctx: Context,
+        message: str | None = None,
+        *,
+        status: int | None = None,
+        key: str | None = None,
+    ) -> Response:
+        if kind == "not_found":
+            etype, text = "not_found_error", f"model: {ctx.model}"
+        elif kind == "bad_request":
+            etype, text = "invalid_request_error", message or "invalid request"
+        else:
+            etype, text = _MESSAGES[kind]
+            if kind == "server_error" and message:
+                text = message
+        headers = self.response_headers(ctx)
+        if kind == "rate_limit":
+            headers.update(self.rate_limit_headers(ctx))
+        if kind == "overloaded":
+            headers["x-should-retry"] = "true"
+        body = {
+            "type": "error",
+            "error": {"type": etype, "message": text},
+            "request_id": ctx.request_id,
+        }
+        return json_response(body, status or STATUS_OF_KIND[kind], headers)
+
+    # -- bodies --------------------------------------------------------------------
+    def _stop(self, answer: Answer, ctx: Context) -> tuple[str, str | None]:
+        if ctx.blocked:
+            return "refusal", None
+        if answer.stop_sequence is not None:
+            return "stop_sequence", answer.stop_sequence
+        return _STOP_REASON[answer.finish_reason], None
+
+    def _usage(self, input_tokens: int, output_tokens: int) -> dict[str, Any]:
+        return {
+            "input_tokens": input_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": output_tokens,
+            "service_tier": "standard",
+        }
+
+    def _message(
+        self,
+        ctx: Context,
+        content: list[Any],
+        stop: tuple[str | None, str | None],
+        usage: dict[str, Any],
+    ) -> dict[str, Any]:
+        return {
+            "id": ctx.options["message_id"],
+            "type": "message",
+            "role": "assistant",
+            "model": ctx.model,
+            "content": content,
+            "stop_reason": stop[0],
+            "stop_sequence": stop[1],
+            "usage": usage,
+        }
+
+    def complete(self, answer: Answer, ctx: Context) -> Any:
+        output = 0 if ctx.blocked else answer.output_tokens
+        content = [] if ctx.blocked else [{"type": "text", "text": answer.text}]
+        return self._message(
+            ctx, content, self._stop(answer, ctx), self._usage(answer.input_tokens, output)
+        )
+
+    def plan(self, answer: Answer, ctx: Context) -> StreamPlan:
+        tokens = [] if ctx.blocked else answer.tokens
+        stop_reason, stop_sequence = self._stop(answer, ctx)
+        start = self._message(ctx, [], (None, None), self._usage(answer.input_tokens, 1))
+        head = [
+            sse({"type": "message_start", "message": start}, "message_start"),
+            sse(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                "content_block_start",
+            ),
+            sse({"type": "ping"}, "ping"),
+        ]
+        deltas = [
+            sse(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": token},
+                },
+                "content_block_delta",
+            )
+            for token in tokens
+        ]
+        tail = [
+            sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            sse(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+                    "usage": {"output_tokens": len(tokens)},
+                },
+                "message_delta",
+            ),
+            sse({"type": "message_stop"}, "message_stop"),
+        ]
+        error = sse(
+            {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+            "error",
+        )
+        malformed = (
+            b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+            b'"delta":{"type":"text_del\n\n'
+        )
+        return StreamPlan(head=head, tokens=deltas, tail=tail, error=[error], malformed=malformed)
+
+    def _model_entry(self, name: str) -> dict[str, Any]:
+        profile = lookup_model("anthropic", name)
+        return {
+            "type": "model",
+            "id": name,
+            "display_name": profile.display_name if profile else name,
+            "created_at": "2024-10-22T00:00:00Z",
+        }
+
+    def model_info(self, name: str, ctx: Context) -> Response:
+        if name not in EMULATOR_MODELS["anthropic"]:
+            return self.error("not_found", ctx)
+        return json_response(self._model_entry(name))
+
+    def models_list(self) -> Response:
+        data = [self._model_entry(name) for name in EMULATOR_MODELS["anthropic"]]
+        return json_response(
+            {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
+        )
