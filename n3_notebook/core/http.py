@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from .pool import ShardedTransport
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -33,19 +36,27 @@ def make_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
     return httpx.Timeout(timeout, connect=min(timeout, DEFAULT_CONNECT_TIMEOUT))
 
 
+_PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+
+
 def make_client(
     timeout: float | httpx.Timeout | None,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_keepalive: int = DEFAULT_MAX_KEEPALIVE,
 ) -> httpx.AsyncClient:
-    """A client of our own: bounded pool, no redirects (a key never follows one)."""
+    """A client of our own: a sharded pool (fast with many live streams), no redirects (a
+    key never follows one). With a proxy configured in the environment, httpx's own pool
+    and proxy handling are used instead."""
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_keepalive)
+    if any(os.environ.get(v) for v in _PROXY_VARS):
+        return httpx.AsyncClient(
+            timeout=make_timeout(timeout), limits=limits, follow_redirects=False, trust_env=True
+        )
     return httpx.AsyncClient(
         timeout=make_timeout(timeout),
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_keepalive
-        ),
+        transport=ShardedTransport(max_connections, max_keepalive),
         follow_redirects=False,
-        trust_env=True,
+        trust_env=False,
     )
 
 
