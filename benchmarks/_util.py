@@ -193,3 +193,164 @@ def _cell(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value).replace("|", "\\|")
+
+
+def raise_fd_limit() -> int:
+    """Raise this process's open-file limit to its hard limit (thousands of sockets)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+# --- running one benchmark module on its own, and the emulator in its own process --------
+
+
+def main(module: Any, argv: list[str] | None = None, name: str | None = None) -> int:
+    """`python -m benchmarks.<name> [--quick] [--results-dir DIR]`: run one module.
+
+    Call it from the module as `sys.exit(main(sys.modules[__name__]))`. The result is
+    merged into latest.json under the module's short name, as `python -m benchmarks` does."""
+    import argparse
+
+    spec_name = getattr(getattr(module, "__spec__", None), "name", None) or module.__name__
+    name = name or spec_name.rpartition(".")[2]
+    parser = argparse.ArgumentParser(
+        prog=f"python -m benchmarks.{name}", description=(module.__doc__ or "").split("\n\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="short smoke run (for CI)")
+    parser.add_argument(
+        "--results-dir",
+        default=str(DEFAULT_RESULTS_DIR),
+        help="where latest.json and latest.md are written (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    print(f"==> {name}: {module.TITLE}{' (quick)' if args.quick else ''}", flush=True)
+    t0 = time.perf_counter()
+    result = module.run(quick=args.quick)
+    result.setdefault("title", module.TITLE)
+    result["elapsed_s"] = round(time.perf_counter() - t0, 3)
+    for row in result.get("rows", []):
+        shown = ", ".join(f"{k}={v}" for k, v in row.items() if k != "name")
+        print(f"    {row.get('name')}: {shown}", flush=True)
+    for key, value in (result.get("summary") or {}).items():
+        print(f"    {key}: {value}", flush=True)
+    json_path, md_path = write_results({name: result}, args.results_dir, quick=args.quick)
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
+class EmulatorProcess:
+    """`python -m n3_notebook.emulator --port 0` in a child process (its own CPU and GIL).
+
+        with EmulatorProcess(token_delay=0.005, first_token_delay=0.1) as emu:
+            url = emu.base_url("openai")
+
+    Only 127.0.0.1. `pid` is the server's process id (for its CPU time)."""
+
+    def __init__(
+        self,
+        token_delay: float | None = None,
+        first_token_delay: float | None = None,
+        start_timeout: float = 30.0,
+    ) -> None:
+        self.token_delay = token_delay
+        self.first_token_delay = first_token_delay
+        self.start_timeout = start_timeout
+        self.base_urls: dict[str, str] = {}
+        self._proc: Any = None
+        self._stderr: Any = None
+
+    @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RuntimeError("the emulator is not running")
+        return int(self._proc.pid)
+
+    def base_url(self, provider: str) -> str:
+        return self.base_urls[provider]
+
+    def start(self) -> EmulatorProcess:
+        import queue
+        import subprocess
+        import tempfile
+        import threading
+
+        from n3_notebook.emulator.models import PROVIDERS
+
+        cmd = [sys.executable, "-m", "n3_notebook.emulator", "--host", "127.0.0.1", "--port", "0"]
+        if self.token_delay is not None:
+            cmd += ["--token-delay", repr(float(self.token_delay))]
+        if self.first_token_delay is not None:
+            cmd += ["--first-token-delay", repr(float(self.first_token_delay))]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("N3_")}
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL, env=env
+        )
+        lines: queue.Queue[bytes] = queue.Queue()
+        stdout = self._proc.stdout
+
+        def reader() -> None:
+            for raw in iter(stdout.readline, b""):
+                lines.put(raw)
+            lines.put(b"")
+
+        threading.Thread(target=reader, name="emulator-stdout", daemon=True).start()
+        deadline = time.monotonic() + self.start_timeout
+        while not set(PROVIDERS) <= set(self.base_urls):
+            try:
+                raw = lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raw = None
+            if not raw:
+                err = self._error_text()
+                self.stop()
+                raise RuntimeError(f"the emulator process did not start: {err}")
+            provider, _, url = raw.decode().strip().partition(" ")
+            if url:
+                self.base_urls[provider] = url
+        return self
+
+    def _error_text(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        return self._stderr.read().decode(errors="replace")[-2000:]
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def __enter__(self) -> EmulatorProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process, all its threads (Linux /proc)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        stat = f.read()
+    # the command name (field 2) may hold spaces; fields after the last ')' are fixed
+    fields = stat[stat.rindex(b")") + 2 :].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")

@@ -28,6 +28,7 @@ from .errors import (
     StreamProtocolError,
     error_class_for_status,
 )
+from .fastjson import loads as fast_loads
 from .http import DEFAULT_TIMEOUT, RequestSpec, make_client, read_error_body
 from .metrics import MetricsCallback, RequestMetrics, emit, logger
 from .offline import is_offline, offline_endpoint
@@ -566,7 +567,7 @@ class BaseProvider:
         stream and chunk timeouts applied to each read (not to the consumer's time)."""
         decoder = self.make_decoder()
         feed = decoder.feed
-        raw = response.aiter_bytes().__aiter__()
+        raw = _body_bytes(response)
         loop = asyncio.get_running_loop()
         chunk_timeout = cfg.chunk_timeout
         first = True
@@ -610,6 +611,16 @@ class BaseProvider:
                 yield items
 
 
+def _body_bytes(response: httpx.Response) -> Any:
+    """The body's bytes as they arrive. Without a content-encoding, straight from the
+    transport's stream (skipping httpx's decoder layers, about 1 µs a read); with one,
+    through httpx's decoders."""
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        return response.stream.__aiter__()  # type: ignore[union-attr]
+    return response.aiter_bytes().__aiter__()
+
+
 def _fail(rec: RequestMetrics, exc: LLMError) -> None:
     rec.outcome = "timeout" if isinstance(exc, LLMTimeoutError) else "error"
     rec.error_type = type(exc).__name__
@@ -628,9 +639,9 @@ def _snippet_text(text: str) -> str:
 
 
 def parse_json_line(provider: str, data: str | bytes) -> Any:
-    """json.loads for one stream item, raising StreamProtocolError naming the bad line."""
+    """Parse one stream item, raising StreamProtocolError naming the bad line."""
     try:
-        return json.loads(data)
+        return fast_loads(data)
     except ValueError as exc:
         text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
         raise StreamProtocolError(
