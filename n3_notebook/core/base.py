@@ -38,6 +38,8 @@ from .types import LLMResponse, Message, StreamChunk, StreamConfig, Usage
 
 MessageLike = Message | Mapping[str, str]
 _ERROR_SNIPPET = 200
+DRAIN_TIMEOUT = 0.05  # seconds to wait for the end of a body after the answer's last event
+DRAIN_LIMIT = 64 * 1024  # bytes read at most while draining
 
 
 class StreamMapper(Protocol):
@@ -495,7 +497,7 @@ class BaseProvider:
                         response = await self._open(spec, deadline)
                         rec.request_id = self._request_id(response.headers)
                         mapper = self.stream_mapper()
-                        async for batch in self._read(response, cfg, deadline, rec):
+                        async for batch in self._read(response, cfg, deadline, rec, mapper):
                             for item in batch:
                                 for chunk in mapper.feed(item):
                                     if chunk.content:
@@ -513,8 +515,6 @@ class BaseProvider:
                                             return
                                     else:
                                         yield self._final_chunk(chunk, rec)
-                            if mapper.done:
-                                break
                         if not mapper.done:
                             for chunk in mapper.end():
                                 yield self._final_chunk(chunk, rec)
@@ -562,9 +562,12 @@ class BaseProvider:
         cfg: StreamConfig,
         deadline: float | None,
         rec: RequestMetrics,
+        mapper: StreamMapper,
     ) -> AsyncIterator[list[Any]]:
         """Network reads, decoded into batches of SSE events or NDJSON records, with the
-        stream and chunk timeouts applied to each read (not to the consumer's time)."""
+        stream and chunk timeouts applied to each read (not to the consumer's time). Once
+        the mapper has seen the protocol's end, the rest of the body is drained so the
+        connection can go back to the pool."""
         decoder = self.make_decoder()
         feed = decoder.feed
         raw = _body_bytes(response)
@@ -609,6 +612,21 @@ class BaseProvider:
             items = feed(data)
             if items:
                 yield items
+                if mapper.done:
+                    await _drain(raw)
+                    return
+
+
+async def _drain(raw: Any) -> None:
+    """Read what is left of a body whose answer is complete (the chunked terminator, as a
+    rule), briefly and boundedly, so httpcore can reuse the connection; else it is closed."""
+    left = DRAIN_LIMIT
+    try:
+        async with asyncio.timeout(DRAIN_TIMEOUT):
+            while left > 0:
+                left -= len(await raw.__anext__())
+    except (StopAsyncIteration, TimeoutError, httpx.HTTPError):
+        pass
 
 
 def _body_bytes(response: httpx.Response) -> Any:

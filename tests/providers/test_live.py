@@ -151,3 +151,16 @@ async def test_agenerate_is_really_async(emu):
         took = time.perf_counter() - t
     assert all(r.finish_reason == "stop" for r in rs)
     assert took < 6 * 0.3  # overlapped, not one after another
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+async def test_streams_reuse_their_connection(emu, name):
+    """After the protocol's last event the body is drained, so the next request reuses the
+    connection instead of paying a new TCP (and, for real APIs, TLS) handshake."""
+    async with provider(emu, name) as p:
+        for _ in range(3):
+            async for _ in p.stream_generate("again"):
+                pass
+        pools = [shard._pool for shard in p.client._transport._shards]
+        assert sum(len(pool.connections) for pool in pools) == 1
+        assert all(c.is_idle() for pool in pools for c in pool.connections)
