@@ -91,25 +91,65 @@ def _named(client: Any, name: str) -> Any:
     return client
 
 
-async def _memory(url: str, n: int) -> list[dict[str, Any]]:
-    """RSS growth per stream while n streams are open and idle (one token a second)."""
+def _memory(url: str, n: int) -> list[dict[str, Any]]:
+    """RSS growth per stream while n streams are open and waiting for their next token,
+    each client measured in a fresh process (so no earlier run's memory is counted)."""
+    import json
+    import subprocess
+    import sys
+
     rows = []
-    for name, make in (
-        ("raw socket", lambda: c.RawClient(url)),
-        ("n3_notebook OpenAIProvider", lambda: c.OursClient(url, concurrency=n)),
-    ):
-        client = make()
-        await _wave(client, 10, f"bench-{TOKENS}-0")
-        before = _rss_kib()
-        tasks = [asyncio.ensure_future(client.stream("bench-3-1500")) for _ in range(n)]
-        await asyncio.sleep(1.0)  # every stream connected, got its head and waits
-        during = _rss_kib()
-        await asyncio.gather(*tasks)
-        await client.aclose()
-        rows.append(
-            {"name": f"{name}: KiB per idle stream", "kib_per_stream": (during - before) / n}
+    for kind in ("raw", "ours"):
+        out = subprocess.run(
+            [sys.executable, "-m", "benchmarks.concurrency", "--memory-probe", kind, url, str(n)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
         )
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        name = "raw socket" if kind == "raw" else "n3_notebook OpenAIProvider"
+        rows.append({"name": f"{name}: KiB per idle stream", "kib_per_stream": got["kib"] / n})
     return rows
+
+
+async def _probe(kind: str, url: str, n: int) -> float:
+    """In a fresh process: KiB of RSS added by n open streams between two tokens."""
+    import gc
+
+    client: Any = c.RawClient(url) if kind == "raw" else c.OursClient(url, concurrency=n)
+    await asyncio.gather(*(client.stream(f"bench-{TOKENS}-0") for _ in range(10)))
+    gc.collect()
+    before = _rss_kib()
+    got_first = 0
+    all_first = asyncio.Event()
+
+    async def one() -> None:
+        nonlocal got_first
+        if kind == "raw":
+            await client.stream("bench-2-1500")
+            return
+        first = True
+        async for chunk in client.provider.stream_generate("x"):
+            if chunk.content and first:
+                first = False
+                got_first += 1
+                if got_first == n:
+                    all_first.set()
+
+    if kind != "raw":
+        client.provider.model = "bench-2-1500"
+    tasks = [asyncio.ensure_future(one()) for _ in range(n)]
+    if kind == "raw":
+        await asyncio.sleep(1.0)  # connected, head received, waiting for the first token
+    else:
+        await asyncio.wait_for(all_first.wait(), 30)  # first token in, waiting for the next
+    during = _rss_kib()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await client.aclose()
+    return during - before
 
 
 async def _run(quick: bool) -> dict[str, Any]:
@@ -117,13 +157,15 @@ async def _run(quick: bool) -> dict[str, Any]:
     with ServerProcess() as url:
         for n in QUICK_LEVELS if quick else LEVELS:
             rows += await _level(url, n, quick)
-        memory = await _memory(url, QUICK_MEMORY_STREAMS if quick else MEMORY_STREAMS)
-    return {"rows": rows, "memory": memory}
+    return {"rows": rows}
 
 
 def run(quick: bool = False) -> dict[str, Any]:
     raise_fd_limit()
+    with ServerProcess() as url:
+        memory = _memory(url, QUICK_MEMORY_STREAMS if quick else MEMORY_STREAMS)
     out = asyncio.run(_run(quick))
+    out["memory"] = memory
     rows = out["rows"]
     summary: dict[str, Any] = {}
     for r in rows:
@@ -151,3 +193,13 @@ def run(quick: bool = False) -> dict[str, Any]:
             "The openai SDK row is measured at C=100 only (it needs ~30 s at C=1,000).",
         ],
     }
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    if len(sys.argv) == 5 and sys.argv[1] == "--memory-probe":
+        raise_fd_limit()
+        kib = asyncio.run(_probe(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+        print(json.dumps({"kib": kib}))

@@ -9,6 +9,9 @@ from typing import Any
 import httpx
 
 from .pool import ShardedTransport
+from .transport import StreamTransport
+
+TRANSPORT_ENV = "N3_HTTP_TRANSPORT"
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -44,19 +47,23 @@ def make_client(
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_keepalive: int = DEFAULT_MAX_KEEPALIVE,
 ) -> httpx.AsyncClient:
-    """A client of our own: a sharded pool (fast with many live streams), no redirects (a
-    key never follows one). With a proxy configured in the environment, httpx's own pool
-    and proxy handling are used instead."""
+    """A client of our own, never following redirects (a key never follows one).
+
+    The transport is StreamTransport (fast with many live streams). With a proxy set in
+    the environment, httpx's own transport and proxy handling are used; with
+    N3_HTTP_TRANSPORT=httpx, httpx's pool split into shards (ShardedTransport)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_keepalive)
     if any(os.environ.get(v) for v in _PROXY_VARS):
         return httpx.AsyncClient(
             timeout=make_timeout(timeout), limits=limits, follow_redirects=False, trust_env=True
         )
+    transport: httpx.AsyncBaseTransport
+    if os.environ.get(TRANSPORT_ENV, "").strip().lower() == "httpx":
+        transport = ShardedTransport(max_connections, max_keepalive)
+    else:
+        transport = StreamTransport(max_connections, max_keepalive)
     return httpx.AsyncClient(
-        timeout=make_timeout(timeout),
-        transport=ShardedTransport(max_connections, max_keepalive),
-        follow_redirects=False,
-        trust_env=False,
+        timeout=make_timeout(timeout), transport=transport, follow_redirects=False, trust_env=False
     )
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from n3_notebook.core.http import make_client
 from n3_notebook.core.pool import SHARD_SIZE, ShardedTransport
+from n3_notebook.core.transport import StreamTransport
 from n3_notebook.emulator import run_emulator
 
 
@@ -20,14 +21,18 @@ def test_limits_are_split_over_shards():
     assert ShardedTransport(max_connections=3, max_keepalive=1).shard_count == 1
 
 
-def test_default_client_uses_sharded_pool(monkeypatch):
+def test_client_transport_choice(monkeypatch):
     for var in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.delenv("N3_HTTP_TRANSPORT", raising=False)
     client = make_client(10.0)
-    assert isinstance(client._transport, ShardedTransport)
+    assert isinstance(client._transport, StreamTransport)
     assert client.follow_redirects is False
+    monkeypatch.setenv("N3_HTTP_TRANSPORT", "httpx")
+    assert isinstance(make_client(10.0)._transport, ShardedTransport)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    assert not isinstance(make_client(10.0)._transport, ShardedTransport)
+    proxied = make_client(10.0)._transport
+    assert not isinstance(proxied, (ShardedTransport, StreamTransport))
 
 
 async def test_requests_spread_and_slots_come_back():

@@ -161,6 +161,6 @@ async def test_streams_reuse_their_connection(emu, name):
         for _ in range(3):
             async for _ in p.stream_generate("again"):
                 pass
-        pools = [shard._pool for shard in p.client._transport._shards]
-        assert sum(len(pool.connections) for pool in pools) == 1
-        assert all(c.is_idle() for pool in pools for c in pool.connections)
+        transport = p.client._transport
+        assert transport.in_flight == 0
+        assert transport.idle_connections == 1

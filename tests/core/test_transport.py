@@ -1,0 +1,337 @@
+"""StreamTransport against hand-written HTTP/1.1 responses from tiny loopback servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+
+from n3_notebook.core.transport import StreamTransport, _Chunked
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def server(handler: Handler):
+    """A loopback server running `handler` per connection; yields (url, stats)."""
+    stats = {"connections": 0, "closed": 0}
+
+    async def wrapped(reader, writer):
+        stats["connections"] += 1
+        try:
+            await handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            pass  # the test ended while this connection was open; nothing to report
+        finally:
+            stats["closed"] += 1
+            writer.close()
+
+    srv = await asyncio.start_server(wrapped, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", stats
+    finally:
+        srv.close()
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    body = await reader.readexactly(length) if length else b""
+    if b"transfer-encoding: chunked" in head.lower():
+        parts = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            data = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            parts.append(data[:-2])
+        body = b"".join(parts)
+    return head, body
+
+
+def respond(*responses: bytes, keep_open: bool = True) -> Handler:
+    """Answer successive requests on a connection with these raw responses."""
+
+    async def handler(reader, writer):
+        for raw in responses:
+            await read_request(reader)
+            writer.write(raw)
+            await writer.drain()
+        if keep_open:
+            await reader.read()  # until the client closes
+
+    return handler
+
+
+def client(**kw) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=StreamTransport(**kw), timeout=5.0)
+
+
+CHUNKED = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n"
+    b"5\r\nhello\r\n7;ext=1\r\n, world\r\n0\r\nx-trailer: yes\r\n\r\n"
+)
+LENGTH = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello"
+
+
+async def test_chunked_length_and_keepalive_reuse():
+    async with server(respond(CHUNKED, LENGTH, CHUNKED)) as (url, stats), client() as c:
+        r1 = await c.get(url + "/a")
+        r2 = await c.post(url + "/b", json={"x": 1})
+        r3 = await c.get(url + "/c")
+        assert (r1.text, r2.text, r3.text) == ("hello, world", "hello", "hello, world")
+        assert r1.headers["content-type"] == "text/plain"
+        assert r1.http_version == "HTTP/1.1" and r1.reason_phrase == "OK"
+        assert stats["connections"] == 1  # all three on one kept-alive connection
+        assert c._transport.in_flight == 0 and c._transport.idle_connections == 1
+
+
+def test_chunked_decoder_any_split():
+    body = b"4\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n\r\nLEFTOVER"
+    for size in (1, 2, 3, 7, len(body)):
+        dec = _Chunked()
+        out, rest = b"", b""
+        for i in range(0, len(body), size):
+            payload, extra = dec.feed(body[i : i + size])
+            out += payload
+            rest += extra
+            if dec.done:
+                rest += body[i + size :]
+                break
+        assert out == b"Wikipedia in\r\n\r\nchunks."
+        assert dec.done and rest == b"LEFTOVER"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"zz\r\nhello\r\n0\r\n\r\n", b"5\r\nhelloXX0\r\n\r\n", b"-1\r\n\r\n"],
+)
+def test_chunked_decoder_rejects_garbage(bad):
+    with pytest.raises(httpx.RemoteProtocolError):
+        _Chunked().feed(bad)
+
+
+async def test_streamed_body_arrives_progressively():
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        for i in range(5):
+            writer.write(b"7\r\npart %d\n\r\n" % i)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        writer.write(b"0\r\n\r\n")
+        await reader.read()
+
+    async with server(handler) as (url, _), client() as c:
+        stamps = []
+        async with c.stream("GET", url) as r:
+            async for piece in r.aiter_bytes():
+                stamps.append((asyncio.get_running_loop().time(), piece))
+        assert b"".join(p for _, p in stamps) == b"".join(b"part %d\n" % i for i in range(5))
+        assert len(stamps) >= 4 and stamps[-1][0] - stamps[0][0] > 0.15
+
+
+async def test_close_delimited_body_and_no_reuse():
+    raw = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end"
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(raw)
+        await writer.drain()
+        writer.close()
+
+    async with server(handler) as (url, stats), client() as c:
+        assert (await c.get(url)).text == "until the end"
+        assert (await c.get(url)).text == "until the end"
+        assert stats["connections"] == 2
+
+
+async def test_head_204_304_have_no_body():
+    responses = (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n",
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 304 Not Modified\r\n\r\n",
+        LENGTH,
+    )
+    async with server(respond(*responses)) as (url, stats), client() as c:
+        assert (await c.head(url)).content == b""
+        assert (await c.get(url)).status_code == 204
+        assert (await c.get(url)).status_code == 304
+        assert (await c.get(url)).text == "hello"
+        assert stats["connections"] == 1
+
+
+async def test_informational_response_is_skipped():
+    raw = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n" + LENGTH
+    async with server(respond(raw)) as (url, _), client() as c:
+        r = await c.post(url, content=b"data")
+        assert r.status_code == 200 and r.text == "hello"
+
+
+async def test_streamed_request_body_is_chunked():
+    seen = {}
+
+    async def handler(reader, writer):
+        head, body = await read_request(reader)
+        seen["head"], seen["body"] = head, body
+        writer.write(LENGTH)
+        await reader.read()
+
+    async def gen():
+        for part in (b"one ", b"two ", b"three"):
+            yield part
+
+    async with server(handler) as (url, _), client() as c:
+        assert (await c.post(url, content=gen())).text == "hello"
+    assert seen["body"] == b"one two three"
+    assert b"transfer-encoding: chunked" in seen["head"].lower()
+
+
+async def test_truncated_bodies_raise():
+    for raw in (
+        b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhel",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel",
+    ):
+
+        async def handler(reader, writer, raw=raw):
+            await read_request(reader)
+            writer.write(raw)
+            await writer.drain()
+            writer.close()
+
+        async with server(handler) as (url, _), client() as c:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await c.get(url)
+            assert c._transport.in_flight == 0
+
+
+async def test_malformed_status_and_headers():
+    for raw in (b"NOT HTTP\r\n\r\n", b"HTTP/1.1 abc OK\r\n\r\n", b"HTTP/1.1 200 OK\r\nbad\r\n\r\n"):
+        async with server(respond(raw, keep_open=False)) as (url, _), client() as c:
+            with pytest.raises(httpx.RemoteProtocolError):
+                await c.get(url)
+
+
+async def test_stale_keepalive_connection_is_replaced():
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(LENGTH)
+        await writer.drain()
+        writer.close()  # the server drops the kept-alive connection at once
+
+    async with server(handler) as (url, stats), client() as c:
+        assert (await c.get(url)).text == "hello"
+        await asyncio.sleep(0.05)
+        assert (await c.get(url)).text == "hello"  # not an error: a fresh connection
+        assert stats["connections"] == 2
+
+
+async def test_connect_error_and_read_timeout():
+    async with client() as c:
+        with pytest.raises(httpx.ConnectError):
+            await c.get("http://127.0.0.1:9/")
+        assert c._transport.in_flight == 0
+
+    async def silent(reader, writer):
+        await read_request(reader)
+        await asyncio.sleep(5)
+
+    slow = httpx.AsyncClient(transport=StreamTransport(), timeout=0.2)
+    async with server(silent) as (url, _), slow as c:
+        with pytest.raises(httpx.ReadTimeout):
+            await c.get(url)
+        assert c._transport.in_flight == 0
+
+
+async def test_pool_limit_and_pool_timeout():
+    release = asyncio.Event()
+    live = 0
+    peak = 0
+
+    async def handler(reader, writer):
+        nonlocal live, peak
+        await read_request(reader)
+        live += 1
+        peak = max(peak, live)
+        await release.wait()
+        live -= 1
+        writer.write(LENGTH)
+        await writer.drain()
+        await reader.read()
+
+    async with server(handler) as (url, _):
+        t = StreamTransport(max_connections=2, max_keepalive=2)
+        async with httpx.AsyncClient(transport=t, timeout=httpx.Timeout(5.0, pool=0.2)) as c:
+            first = [asyncio.create_task(c.get(url)) for _ in range(2)]
+            await asyncio.sleep(0.1)
+            with pytest.raises(httpx.PoolTimeout):
+                await c.get(url)
+            release.set()
+            assert [r.text for r in await asyncio.gather(*first)] == ["hello", "hello"]
+            assert peak == 2 and t.in_flight == 0
+
+
+async def test_cancel_mid_body_closes_connection():
+    closed = asyncio.Event()
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        try:
+            while True:
+                writer.write(b"1\r\nx\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.01)
+        except ConnectionError:
+            pass
+        finally:
+            closed.set()
+
+    async with server(handler) as (url, _), client() as c:
+
+        async def read():
+            async with c.stream("GET", url) as r:
+                async for _ in r.aiter_bytes():
+                    pass
+
+        task = asyncio.create_task(read())
+        await asyncio.sleep(0.1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.wait_for(closed.wait(), 2.0)  # the server saw the connection go
+        assert c._transport.in_flight == 0 and c._transport.idle_connections == 0
+
+
+async def test_large_body_with_flow_control():
+    payload = bytes(range(256)) * 20_000  # ~5 MB
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(payload))
+        writer.write(payload)
+        await writer.drain()
+        await reader.read()
+
+    async with server(handler) as (url, _), client() as c:
+        got = bytearray()
+        async with c.stream("GET", url) as r:
+            async for piece in r.aiter_bytes():
+                got += piece
+                await asyncio.sleep(0)  # a slow-ish consumer
+        assert bytes(got) == payload
+
+
+async def test_unsupported_scheme():
+    async with client() as c:
+        with pytest.raises(httpx.UnsupportedProtocol):
+            await c.get("ftp://127.0.0.1/")
