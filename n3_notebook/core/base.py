@@ -191,6 +191,10 @@ class BaseProvider:
     def normalize_finish(self, raw: str | None) -> str | None:
         return raw
 
+    def error_class(self, status: int, payload: Any) -> type[APIStatusError]:
+        """The error type for an error response (adapters refine it from the body)."""
+        return error_class_for_status(status)
+
     def make_decoder(self) -> SSEDecoder | NDJSONDecoder:
         return SSEDecoder() if self.framing == "sse" else NDJSONDecoder()
 
@@ -417,7 +421,7 @@ class BaseProvider:
         if provider_message is None:
             text = body.decode("utf-8", "replace").strip()
             provider_message = _snippet_text(text) if text else (response.reason_phrase or "")
-        cls = error_class_for_status(status)
+        cls = self.error_class(status, payload)
         err = cls(
             provider_message or f"HTTP {status}",
             provider=self.name,

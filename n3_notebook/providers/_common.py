@@ -42,16 +42,18 @@ def final_chunk(
     return StreamChunk("", finish, model, usage, meta)
 
 
-_RETRYABLE_KINDS = {
-    "overloaded_error": OverloadedError,
-    "overloaded": OverloadedError,
-    "rate_limit_error": RateLimitError,
-    "rate_limit_exceeded": RateLimitError,
-    "resource_exhausted": RateLimitError,
-    "api_error": ServerError,
-    "server_error": ServerError,
-    "internal": ServerError,
-    "unavailable": ServerError,
+# In-band error kinds that are worth a retry, with the HTTP status the same error has
+# when it arrives as a status (the stream itself was a 200).
+_RETRYABLE_KINDS: dict[str, tuple[type[LLMError], int]] = {
+    "overloaded_error": (OverloadedError, 529),
+    "overloaded": (OverloadedError, 529),
+    "rate_limit_error": (RateLimitError, 429),
+    "rate_limit_exceeded": (RateLimitError, 429),
+    "resource_exhausted": (RateLimitError, 429),
+    "api_error": (ServerError, 500),
+    "server_error": (ServerError, 500),
+    "internal": (ServerError, 500),
+    "unavailable": (ServerError, 503),
 }
 
 
@@ -65,10 +67,11 @@ def inband_error(provider: str, message: str, kind: Any = None, code: Any = None
         status = int(code)
     key = str(kind or "").lower()
     if key in _RETRYABLE_KINDS:
-        cls: type[LLMError] = _RETRYABLE_KINDS[key]
+        cls, canonical = _RETRYABLE_KINDS[key]
+        status = status or canonical
         retryable = True
     elif status is not None:
-        cls = error_class_for_status(status)
+        cls = error_class_for_status(status)  # type: ignore[assignment]
         retryable = status in (429, 529) or status >= 500
     else:
         cls = StreamProtocolError

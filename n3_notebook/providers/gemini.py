@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from ..core.base import BaseProvider, parse_json_line, split_system
-from ..core.errors import ContentFilteredError
+from ..core.errors import APIStatusError, AuthenticationError, ContentFilteredError
 from ..core.http import RequestSpec
 from ..core.types import Message, StreamChunk, Usage
 from ..wire import SSEEvent
@@ -95,6 +95,17 @@ class GeminiProvider(BaseProvider):
 
     def normalize_finish(self, raw: str | None) -> str | None:
         return None if raw is None else _FINISH.get(raw, "other")
+
+    def error_class(self, status: int, payload: Any) -> type[APIStatusError]:
+        """Gemini answers a wrong key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID."""
+        err = payload.get("error") if isinstance(payload, dict) else None
+        if isinstance(err, dict):
+            reasons = {
+                d.get("reason") for d in err.get("details") or () if isinstance(d, dict)
+            }
+            if "API_KEY_INVALID" in reasons or "API key not valid" in str(err.get("message")):
+                return AuthenticationError
+        return super().error_class(status, payload)
 
     def stream_mapper(self) -> _GeminiStream:
         return _GeminiStream(self.name, self.model)
