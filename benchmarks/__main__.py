@@ -14,7 +14,15 @@ from typing import Any
 from ._util import DEFAULT_RESULTS_DIR, write_results
 
 #: Registered benchmarks, in the order `python -m benchmarks` runs them.
-BENCHMARKS: list[str] = ["sse_decode"]
+BENCHMARKS: list[str] = [
+    "sse_decode",
+    "throughput",
+    "first_token",
+    "concurrency",
+    "startup",
+    "widget_cost",
+    "seed_claims",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

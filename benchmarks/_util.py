@@ -286,7 +286,7 @@ class EmulatorProcess:
         if self.first_token_delay is not None:
             cmd += ["--first-token-delay", repr(float(self.first_token_delay))]
         env = {k: v for k, v in os.environ.items() if not k.startswith("N3_")}
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self._proc = subprocess.Popen(
             cmd, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL, env=env
         )

@@ -181,18 +181,20 @@ class OpenAISDKClient:
         kwargs: dict[str, Any] = {}
         if max_connections:
             kwargs["http_client"] = openai.DefaultAsyncHttpxClient(
-                limits=httpx.Limits(max_connections=max_connections,
-                                    max_keepalive_connections=max_connections)
+                limits=httpx.Limits(
+                    max_connections=max_connections, max_keepalive_connections=max_connections
+                )
             )
-        self.client = openai.AsyncOpenAI(api_key=KEY, base_url=url + "/v1", max_retries=0,
-                                         **kwargs)
+        self.client = openai.AsyncOpenAI(api_key=KEY, base_url=url + "/v1", max_retries=0, **kwargs)
 
     async def _run(self, model: str, first_only: bool) -> Any:
         t0 = time.perf_counter()
         first: float | None = None
         parts = []
         stream = await self.client.chat.completions.create(
-            model=model, messages=_MESSAGES, stream=True  # type: ignore[arg-type]
+            model=model,
+            messages=_MESSAGES,
+            stream=True,  # type: ignore[arg-type]
         )
         async with stream:
             async for chunk in stream:
@@ -225,7 +227,10 @@ class AnthropicSDKClient:
         first: float | None = None
         parts = []
         stream = await self.client.messages.create(
-            model=model, messages=_MESSAGES, max_tokens=100_000, stream=True  # type: ignore[arg-type]
+            model=model,
+            messages=_MESSAGES,
+            max_tokens=100_000,
+            stream=True,  # type: ignore[arg-type]
         )
         async with stream:
             async for event in stream:
@@ -258,7 +263,10 @@ class LiteLLMClient:
 
         parts = []
         response = await litellm.acompletion(
-            model=f"openai/{model}", messages=_MESSAGES, stream=True, api_key=KEY,
+            model=f"openai/{model}",
+            messages=_MESSAGES,
+            stream=True,
+            api_key=KEY,
             api_base=self.url + "/v1",
         )
         async for chunk in response:

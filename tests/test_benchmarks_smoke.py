@@ -1,4 +1,5 @@
-"""`python -m benchmarks sse_decode --quick` runs and writes well-formed results.
+"""`python -m benchmarks sse_decode --quick` runs and writes well-formed results, and so do
+`python -m benchmarks.<name> --quick` for the modules that run on their own.
 
 A smoke test only: it checks the shape of the output, never the timings."""
 
@@ -8,6 +9,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,3 +77,83 @@ def test_unknown_benchmark_is_an_error(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "unknown benchmark" in proc.stderr
     assert not (tmp_path / "latest.json").exists()
+
+
+def run_module(name: str, results_dir: Path, timeout: float) -> dict[str, Any]:
+    """`python -m benchmarks.<name> --quick --results-dir DIR`; its latest.json entry."""
+    proc = subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{name}", "--quick", "--results-dir", str(results_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads((results_dir / "latest.json").read_text(encoding="utf-8"))
+    entry = data["benchmarks"][name]
+    assert entry["quick"] is True
+    assert {"platform", "python", "cpu_count", "packages", "date"} <= set(entry["machine"])
+    assert entry["title"] and entry["elapsed_s"] > 0
+    md = (results_dir / "latest.md").read_text(encoding="utf-8")
+    assert f"## {name}: " in md
+    for row in entry["rows"]:
+        assert f"| {row['name']} |" in md
+    return entry
+
+
+@pytest.mark.timeout(300)
+def test_startup_quick(tmp_path: Path) -> None:
+    entry = run_module("startup", tmp_path, 240)
+    rows = {row["name"]: row for row in entry["rows"]}
+    expected = {
+        "import n3_notebook",
+        "n3_notebook.OpenAIProvider",
+        "%load_ext n3_notebook (fresh kernel)",
+        "import httpx",
+        "import openai",
+        "import anthropic",
+    }
+    assert expected <= set(rows)
+    for name in expected:
+        assert rows[name]["median_ms"] > 0
+        assert rows[name]["vs_httpx"] > 0 and rows[name]["vs_anthropic"] > 0
+    # `import n3_notebook` alone stays lazy: none of the heavy packages comes with it
+    assert rows["import n3_notebook"]["eager"] == "–"
+    summary = entry["summary"]
+    assert {"import_target_met", "load_ext_target_met", "ratio_import_vs_openai"} <= set(summary)
+    assert any("importtime" in note for note in entry["notes"])
+
+
+@pytest.mark.kernel
+@pytest.mark.timeout(300)
+def test_widget_cost_quick(tmp_path: Path) -> None:
+    entry = run_module("widget_cost", tmp_path, 240)
+    rows = {row["name"]: row for row in entry["rows"]}
+    assert {"widget", "--no-widget", "provider only (no view)", "idle kernel"} <= set(rows)
+    widget = rows["widget"]
+    assert widget["comm_msgs_per_s"] > 0 and widget["kernel_cpu_pct"] > 0
+    assert rows["--no-widget"]["comm_msgs_per_s"] == 0
+    # correctness, not speed: every variant delivered exactly the emulator's answer
+    for name in ("widget", "--no-widget", "provider only (no view)"):
+        assert rows[name]["text_identical"] is True
+    assert entry["summary"]["final_text_identical"] is True
+    assert {"msgs_target_met", "cpu_target_met"} <= set(entry["summary"])
+
+
+@pytest.mark.timeout(400)
+def test_seed_claims_quick(tmp_path: Path) -> None:
+    entry = run_module("seed_claims", tmp_path, 360)
+    names = [row["name"] for row in entry["rows"]]
+    assert any("generate(), sequential" in n for n in names)
+    assert any("max_concurrent=10" in n for n in names)
+    assert any("raw-socket" in n for n in names)
+    assert "stream_generate: first text chunk" in names
+    summary = entry["summary"]
+    assert summary["answers_identical"] is True
+    for key in (
+        "speedup_concurrent_limit10_vs_sequential",
+        "speedup_concurrent_limitN_vs_sequential",
+        "ratio_wait_vs_stream_ttft",
+    ):
+        assert summary[key] > 0

@@ -13,7 +13,7 @@ from typing import Any
 from ..core.base import BaseProvider
 from ..core.collect import ResponseBuilder
 from ..core.errors import LLMError
-from ..core.pricing import cost
+from ..core.pricing import response_cost
 from ..core.registry import create_provider
 from ..core.template import TemplateError, fill
 from ..core.types import Message, StreamConfig
@@ -24,23 +24,31 @@ ProviderFactory = Callable[[str], BaseProvider]
 
 
 class _Providers:
-    """Providers made for one run (closed at its end) unless a factory supplies them."""
+    """One provider per model string for one run. Providers the run creates itself are
+    closed at its end; a factory's providers are borrowed (its owner closes them)."""
 
     def __init__(self, factory: ProviderFactory | None) -> None:
         self.factory = factory
-        self.made: dict[str, BaseProvider] = {}
+        self.cache: dict[str, BaseProvider] = {}
+        self.made: list[BaseProvider] = []
 
     def get(self, spec: str) -> BaseProvider:
-        if self.factory is not None:
-            return self.factory(spec)
-        if spec not in self.made:
-            self.made[spec] = create_provider(spec)
-        return self.made[spec]
+        if spec not in self.cache:
+            if self.factory is not None:
+                self.cache[spec] = self.factory(spec)
+            else:
+                self.cache[spec] = create_provider(spec)
+                self.made.append(self.cache[spec])
+        return self.cache[spec]
 
     async def aclose(self) -> None:
-        for p in self.made.values():
+        for p in self.made:
             with contextlib.suppress(Exception):
                 await p.aclose()
+
+
+_FINISHED = ChainEvent("_finished")  # a step task's last word (never yielded)
+NOT_STARTED = "not started: the chain was cancelled"
 
 
 async def stream_chain(
@@ -52,7 +60,12 @@ async def stream_chain(
     stream_config: StreamConfig | None = None,
     result: ChainResult | None = None,
 ) -> AsyncIterator[ChainEvent]:
-    """Run the chain, yielding step-tagged events; the last is `chain_done`."""
+    """Run the chain, yielding step-tagged events; the last is `chain_done`.
+
+    Everything that can be known to be wrong (a missing input, an unknown reference, a
+    model without a key) raises ChainError before any request is sent. Closing the
+    generator or cancelling its consumer cancels every running step (closing its
+    connection) and starts nothing new."""
     values = chain.resolve_inputs(inputs)
     outside = dict(namespace or {})
     chain.check_references({**outside, **values})
@@ -71,9 +84,13 @@ async def stream_chain(
         except LLMError as exc:
             await providers.aclose()
             raise ChainError(f"step {s.name!r}: {exc}", s.line) from None
+        except BaseException:
+            await providers.aclose()
+            raise
 
     deps = chain.dependencies()
-    res = result or ChainResult(chain.name, values, {})
+    res = result if result is not None else ChainResult(chain.name, values, {})
+    res.name = chain.name
     res.inputs = values
     res.steps = {s.name: StepResult(s.name, models[s.name]) for s in chain.steps}
     queue: asyncio.Queue[ChainEvent] = asyncio.Queue()
@@ -81,6 +98,13 @@ async def stream_chain(
     started = time.perf_counter()
 
     async def run_step(step_name: str) -> None:
+        try:
+            await _run_step(step_name)
+        finally:
+            done_events[step_name].set()
+            queue.put_nowait(_FINISHED)
+
+    async def _run_step(step_name: str) -> None:
         step = chain.step(step_name)
         sr = res.steps[step_name]
         for dep in sorted(deps[step_name]):
@@ -88,9 +112,9 @@ async def stream_chain(
         failed = [d for d in sorted(deps[step_name]) if res.steps[d].state != "done"]
         if failed:
             sr.state = "skipped"
-            sr.error = f"skipped because {', '.join(failed)} did not finish"
+            why = ", ".join(f"{d} {res.steps[d].state}" for d in failed)
+            sr.error = f"skipped because {why}"
             queue.put_nowait(ChainEvent("step_skipped", step_name, {"reason": sr.error}))
-            done_events[step_name].set()
             return
         scope = {**outside, **values, **{d: res.steps[d].output for d in deps[step_name]}}
         provider = providers.get(models[step_name])
@@ -119,7 +143,7 @@ async def stream_chain(
                 await stream.aclose()  # type: ignore[attr-defined]
             sr.response = builder.build()
             sr.state = "done"
-            sr.cost = cost(provider.name, provider.model, sr.response.usage)
+            sr.cost = response_cost(sr.response, provider.name, provider.model)
             u = sr.response.usage
             queue.put_nowait(
                 ChainEvent(
@@ -138,39 +162,39 @@ async def stream_chain(
             sr.state = "cancelled"
             queue.put_nowait(ChainEvent("step_cancelled", step_name, {}))
             raise
-        except LLMError as exc:
+        except Exception as exc:  # an LLMError, or a bug in an adapter: only this step fails
             sr.response = builder.build("error")
             sr.state = "failed"
             sr.error = f"{type(exc).__name__}: {exc}"
             queue.put_nowait(ChainEvent("step_failed", step_name, {"error": sr.error}))
         finally:
             sr.finished = time.perf_counter()
-            done_events[step_name].set()
 
     tasks = [asyncio.ensure_future(run_step(s.name)) for s in chain.steps]
-    all_done = asyncio.ensure_future(asyncio.gather(*tasks, return_exceptions=True))
     try:
-        while True:
-            if all_done.done() and queue.empty():
-                break
-            getter = asyncio.ensure_future(queue.get())
-            await asyncio.wait({getter, all_done}, return_when=asyncio.FIRST_COMPLETED)
-            if getter.done():
-                yield getter.result()
+        running = len(tasks)
+        while running:
+            event = await queue.get()
+            if event is _FINISHED:
+                running -= 1
             else:
-                getter.cancel()
+                yield event
         res.duration = time.perf_counter() - started
         yield ChainEvent(
             "chain_done", None, {"ok": res.ok, "duration": res.duration, "outputs": res.outputs}
         )
     finally:
-        for t in tasks:
-            t.cancel()
-        if not all_done.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*tasks, return_exceptions=True)
-        res.duration = time.perf_counter() - started
-        await providers.aclose()
+        try:
+            for t in tasks:
+                t.cancel()
+            # Wait until every cancelled step has closed its connection.
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            for sr in res.steps.values():
+                if sr.state == "waiting":
+                    sr.state, sr.error = "cancelled", NOT_STARTED
+            res.duration = time.perf_counter() - started
+            await providers.aclose()
 
 
 async def run_chain(chain: Chain, inputs: dict[str, Any], **kwargs: Any) -> ChainResult:

@@ -82,11 +82,12 @@ class ChainResult:
 
     @property
     def cost(self) -> float | None:
-        """Total USD; None if any step that ran has an unknown price."""
-        ran = [s for s in self.steps.values() if s.response is not None]
-        if any(s.cost is None for s in ran):
+        """Total USD of the steps that finished; None if any of them has an unknown price
+        (a failed or cancelled step's partial usage is not priced)."""
+        done = [s for s in self.steps.values() if s.state == "done"]
+        if any(s.cost is None for s in done):
             return None
-        return sum(s.cost or 0.0 for s in ran)
+        return sum(s.cost or 0.0 for s in done)
 
     def __getitem__(self, step: str) -> str | None:
         return self.steps[step].output

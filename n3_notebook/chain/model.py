@@ -4,11 +4,15 @@ whose inputs are ready run concurrently (a DAG, not a list)."""
 
 from __future__ import annotations
 
+import ast
+import builtins
+import keyword
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.errors import ConfigurationError
-from ..core.template import free_names
+from ..core.template import expressions
 
 REQUIRED = object()  # marks an input without a default
 
@@ -33,11 +37,39 @@ class Step:
     params: dict[str, Any] = field(default_factory=dict)
     line: int | None = None
 
-    def references(self) -> set[str]:
-        refs = free_names(self.prompt)
+    def reads(self) -> set[str]:
+        """Every name the prompt and system templates read, builtins included (a step may
+        be called `list` or `sum`, and then `{list}` means that step)."""
+        names = self._names(self.prompt)
         if self.system:
-            refs |= free_names(self.system)
-        return refs
+            names |= self._names(self.system)
+        return names
+
+    def references(self) -> set[str]:
+        """The names that must come from an input, a step or the notebook (no builtins)."""
+        return {n for n in self.reads() if not hasattr(builtins, n)}
+
+    def _names(self, template: str) -> set[str]:
+        try:
+            with warnings.catch_warnings():  # e.g. "invalid escape sequence" in a string
+                warnings.simplefilter("ignore")
+                parsed = expressions(template)
+        except (ValueError, RecursionError, MemoryError) as exc:
+            raise ChainError(
+                f"step {self.name!r}: a {{...}} group in the prompt cannot be read "
+                f"({type(exc).__name__}); write {{{{ and }}}} for literal braces",
+                self.line,
+            ) from None
+        names: set[str] = set()
+        for _, tree in parsed:
+            nodes = list(ast.walk(tree))
+            bound = {
+                n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+            } | {n.arg for n in nodes if isinstance(n, ast.arg)}  # comprehension, lambda
+            names |= {
+                n.id for n in nodes if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)
+            } - bound
+        return names
 
 
 @dataclass
@@ -87,7 +119,12 @@ class Chain:
         stream_config: Any = None,
         **inputs: Any,
     ) -> Any:
-        """Run the chain, yielding step-tagged ChainEvents (the last is `chain_done`)."""
+        """Run the chain, yielding step-tagged ChainEvents (the last is `chain_done`).
+
+        Leaving the loop early does not stop the steps until the generator is closed, so
+        iterate inside `async with contextlib.aclosing(chain.stream(...)) as events:`;
+        closing it (or cancelling the task while it waits for the next event) cancels
+        every running step and closes its connection."""
         from .engine import stream_chain
 
         return stream_chain(
@@ -112,7 +149,7 @@ class Chain:
     def dependencies(self) -> dict[str, set[str]]:
         """step -> the steps it reads."""
         names = set(self.step_names)
-        return {s.name: s.references() & names for s in self.steps}
+        return {s.name: s.reads() & names for s in self.steps}
 
     def validate(self, namespace: Any = None) -> None:
         """Duplicate names, cycles and (given the outside namespace) unknown references."""
@@ -120,6 +157,12 @@ class Chain:
         for s in self.steps:
             if not s.name.isidentifier():
                 raise ChainError(f"step name {s.name!r} is not a valid identifier", s.line)
+            if keyword.iskeyword(s.name):
+                raise ChainError(
+                    f"step name {s.name!r} is a Python keyword; {{{s.name}}} could not refer "
+                    "to it. Choose another name",
+                    s.line,
+                )
             if s.name in seen or s.name in self.inputs:
                 raise ChainError(f"the name {s.name!r} is defined twice", s.line)
             seen[s.name] = s.line
@@ -188,9 +231,12 @@ class Chain:
         for key, default in self.inputs.items():
             lines.append(f"input {key}" if default is REQUIRED else f"input {key} = {default!r}")
         for s in self.steps:
-            params = "".join(f", {k}={v!r}" for k, v in s.params.items())
-            lines.append(f"step {s.name}: {s.model or ''}{params}".rstrip())
+            head = [s.model] if s.model else []
+            head += [f"{k}={v!r}" for k, v in s.params.items()]
+            lines.append(f"step {s.name}: {', '.join(head)}".rstrip())
             if s.system:
                 lines.append(f"    system: {s.system}")
+            elif s.prompt.lstrip().lower().startswith("system:"):
+                lines.append("    system:")  # an empty system line keeps the prompt's own
             lines += [f"    {line}" if line else "" for line in s.prompt.split("\n")]
         return "\n".join(lines) + "\n"

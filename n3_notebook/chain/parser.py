@@ -1,20 +1,30 @@
 """The %%chain text format.
 
-    input topic = "solid-state batteries"      # an input, with an optional default
+    # a comment                                 (top-level lines only)
+    input topic = "solid-state batteries"       # an input with a default (a Python literal)
+    input audience                              # a required input: run(audience=...)
     step outline: openai:gpt-4o-mini            # a step: name, model, then key=value params
-        system: You are concise.                # optional first body line
+        system: You are concise.
         List three key questions about {topic}.
     step answers: anthropic:claude-3-5-haiku-latest, temperature=0.2
-        Answer each question briefly: {outline}
+        Answer each question briefly for {audience}: {outline}
+    step summary: max_tokens=200
+        Summarize for a newcomer: {answers}
 
-A step's body is its indented lines (dedented; blank lines inside are kept). Lines that
-start with `#` at the top level are comments. The model may be left out (`step name:`) to
-use the default model."""
+A step's body is its indented lines, dedented, with blank lines inside kept and `#` kept
+as text (a Markdown heading is fine). An optional first body line `system: ...` is the
+system prompt. `{name}` reads an input, an earlier step's output or a notebook variable;
+a step runs as soon as the steps it reads are done. On `input` and `step` lines a `#`
+outside quotes starts a comment (quote values that contain `#`). The model may be left
+out (`step name:` or `step name: key=value`) to use the default model. Errors name the
+line."""
 
 from __future__ import annotations
 
 import ast
 import textwrap
+import warnings
+from keyword import iskeyword
 from typing import Any
 
 from .model import REQUIRED, Chain, ChainError, Step
@@ -23,11 +33,32 @@ from .model import REQUIRED, Chain, ChainError, Step
 def _value(text: str, line: int) -> Any:
     text = text.strip()
     try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+        with warnings.catch_warnings():  # e.g. "invalid escape sequence" in a user's string
+            warnings.simplefilter("ignore")
+            return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         if text and not any(c in text for c in "\"'[]{}()"):
             return text  # a bare word
         raise ChainError(f"cannot read the value {text!r}; quote strings", line) from None
+
+
+def _strip_comment(text: str) -> str:
+    """`text  # comment` -> `text` (a # inside quotes stays)."""
+    quote = None
+    escaped = False
+    for i, ch in enumerate(text):
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            return text[:i].rstrip()
+    return text
 
 
 def _split_params(text: str, line: int) -> tuple[str | None, dict[str, Any]]:
@@ -38,6 +69,8 @@ def _split_params(text: str, line: int) -> tuple[str | None, dict[str, Any]]:
         return None, params
     for i, part in enumerate(_split_commas(text)):
         part = part.strip()
+        if i == 0 and not part:
+            continue  # `step name: , key=value`: no model
         if "=" in part and not (i == 0 and ":" in part.split("=", 1)[0]):
             key, _, value = part.partition("=")
             key = key.strip()
@@ -45,6 +78,12 @@ def _split_params(text: str, line: int) -> tuple[str | None, dict[str, Any]]:
                 raise ChainError(f"{key!r} is not a parameter name", line)
             params[key] = _value(value, line)
         elif i == 0:
+            if len(part.split()) > 1:
+                raise ChainError(
+                    f"{part!r} is not a model name; separate the model and each key=value "
+                    "with commas",
+                    line,
+                )
             model = part
         else:
             raise ChainError(f"expected key=value after the model, got {part!r}", line)
@@ -52,11 +91,15 @@ def _split_params(text: str, line: int) -> tuple[str | None, dict[str, Any]]:
 
 
 def _split_commas(text: str) -> list[str]:
-    parts, depth, current, quote = [], 0, [], None
+    parts, depth, current, quote, escaped = [], 0, [], None, False
     for ch in text:
         if quote:
             current.append(ch)
-            if ch == quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
                 quote = None
             continue
         if ch in "\"'":
@@ -88,7 +131,7 @@ def parse_chain(text: str, name: str | None = None, first_line: int = 1) -> Chai
         lines = body.split("\n") if body else []
         system = None
         if lines and lines[0].lstrip().lower().startswith("system:"):
-            system = lines[0].split(":", 1)[1].strip()
+            system = lines[0].split(":", 1)[1].strip() or None
             lines = lines[1:]
         prompt = "\n".join(lines).strip()
         if not prompt:
@@ -117,16 +160,17 @@ def parse_chain(text: str, name: str | None = None, first_line: int = 1) -> Chai
                 raise ChainError("an indented line outside a step", lineno)
             current["body"].append(line)
             continue
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            continue
-        keyword, _, rest = stripped.partition(" ")
+        stripped = _strip_comment(line.strip())
+        if not stripped:
+            continue  # a comment line
+        keyword, *more = stripped.split(None, 1)
+        rest = more[0] if more else ""
         if keyword == "input":
             close()
             current = None
             key, eq, default = rest.partition("=")
             key = key.strip()
-            if not key.isidentifier():
+            if not key.isidentifier() or iskeyword(key):
                 raise ChainError(f"input name {key!r} is not a valid identifier", lineno)
             if key in inputs:
                 raise ChainError(f"the input {key!r} is defined twice", lineno)
@@ -136,8 +180,8 @@ def parse_chain(text: str, name: str | None = None, first_line: int = 1) -> Chai
             close()
             head, colon, tail = rest.partition(":")
             step_name = head.strip()
-            if not colon or not step_name:
-                raise ChainError("write `step NAME: provider:model` (the colon is needed)", lineno)
+            if not colon or not step_name or step_name.split()[0] != step_name:
+                raise ChainError("write `step NAME: provider:model` (a name, then a colon)", lineno)
             model, params = _split_params(tail, lineno)
             current = {
                 "name": step_name,

@@ -6,7 +6,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from .pricing import cost
+from .pricing import response_cost
 from .types import LLMResponse
 
 COLUMNS = (
@@ -38,7 +38,8 @@ def summarize(model: str, runs: list[LLMResponse], error: str | None = None) -> 
             span = r.latency - r.time_to_first_token
             if span > 0:
                 rates.append(r.usage.output_tokens / span)
-    costs = [cost(r.provider, _model_name(model), r.usage) for r in ok]
+    provider, name = _resolve(model)
+    costs = [response_cost(r, provider, name) for r in ok]
     known = [c for c in costs if c is not None]
     last = runs[-1] if runs else None
     return {
@@ -55,8 +56,15 @@ def summarize(model: str, runs: list[LLMResponse], error: str | None = None) -> 
     }
 
 
-def _model_name(spec: str) -> str:
-    return spec.split(":", 1)[1] if ":" in spec else spec
+def _resolve(spec: str) -> tuple[str | None, str | None]:
+    """(provider, model) a model string names (aliases resolved), or (None, None)."""
+    from .errors import LLMError
+    from .registry import resolve_model
+
+    try:
+        return resolve_model(spec)
+    except LLMError:
+        return None, None
 
 
 @dataclass
@@ -73,7 +81,11 @@ class ComparisonResult:
         return self.responses[model]
 
     def to_pandas(self) -> Any:
-        import pandas as pd
+        """The table as a DataFrame indexed by model (needs pandas)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_pandas() needs pandas: pip install pandas") from None
 
         return pd.DataFrame(self.rows, columns=list(COLUMNS)).set_index("model")
 

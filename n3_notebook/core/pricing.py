@@ -6,9 +6,10 @@ know is None ("unknown"), never a guess."""
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
-from .types import Usage
+from .types import LLMResponse, Usage
 
 # Our provider names → genai-prices provider ids.
 _PROVIDER_IDS = {
@@ -23,8 +24,28 @@ overrides: dict[str, tuple[float, float]] = {}
 
 
 def set_price(model: str, input_per_mtok: float, output_per_mtok: float) -> None:
-    """Override (or add) the price of `provider:model`."""
-    overrides[model] = (float(input_per_mtok), float(output_per_mtok))
+    """Override (or add) the price of `provider:model` (an alias or a well-known model
+    name is resolved first, so `set_price("flash", ...)` prices gemini:gemini-2.0-flash)."""
+    prices = (float(input_per_mtok), float(output_per_mtok))
+    if not all(math.isfinite(p) and p >= 0 for p in prices):
+        raise ValueError(f"prices must be finite and not negative, got {prices}")
+    overrides[_key(model)] = prices
+
+
+def clear_price(model: str) -> None:
+    """Forget an override (the database price applies again)."""
+    overrides.pop(_key(model), None)
+
+
+def _key(model: str) -> str:
+    from .errors import LLMError
+    from .registry import resolve_model
+
+    try:
+        provider, name = resolve_model(model)
+    except LLMError:
+        return model.strip()
+    return f"{provider}:{name}" if name else model.strip()
 
 
 def cost(provider: str, model: str, usage: Usage | None) -> float | None:
@@ -57,3 +78,18 @@ def _lookup(provider_id: str, model: str, input_tokens: int, output_tokens: int)
     except (LookupError, ValueError):
         return None
     return float(calc.total_price)
+
+
+def response_cost(
+    response: LLMResponse | None, provider: str | None = None, model: str | None = None
+) -> float | None:
+    """USD for one answer: the price of the model asked for (`provider`, `model`), else of
+    the model the server says answered (e.g. a dated snapshot); None when neither is known."""
+    if response is None:
+        return None
+    provider = provider or response.provider
+    for name in dict.fromkeys(m for m in (model, response.model) if m):
+        price = cost(provider, name, response.usage)
+        if price is not None:
+            return price
+    return None

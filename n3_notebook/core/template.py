@@ -7,7 +7,7 @@ TemplateError naming it, before any request is sent."""
 from __future__ import annotations
 
 import ast
-import builtins
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,6 +50,24 @@ def _unescape(text: str) -> str:
     return text.replace("{{", "{").replace("}}", "}")
 
 
+def parse_expression(expr: str) -> ast.Expression | None:
+    """The parsed expression, or None when the text is not a Python expression (then the
+    braces are kept as written). Pathological input (nesting too deep for the parser) is a
+    TemplateError, never a MemoryError or RecursionError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SyntaxWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return ast.parse(expr, mode="eval")
+    except SyntaxError:
+        return None
+    except (MemoryError, RecursionError):
+        raise TemplateError(
+            f"{{{expr[:40]}…}} in the prompt is nested too deeply to read. Write {{{{ and }}}} "
+            "for literal braces."
+        ) from None
+
+
 def expressions(template: str) -> list[tuple[str, ast.Expression]]:
     """The (source, parsed) expressions a template will evaluate, in order."""
     out = []
@@ -57,25 +75,10 @@ def expressions(template: str) -> list[tuple[str, ast.Expression]]:
         expr = template[start + 1 : end - 1].strip()
         if not expr:
             continue
-        try:
-            out.append((expr, ast.parse(expr, mode="eval")))
-        except SyntaxError:
-            continue
+        tree = parse_expression(expr)
+        if tree is not None:
+            out.append((expr, tree))
     return out
-
-
-def free_names(template: str) -> set[str]:
-    """Names the template's expressions read (builtins excluded)."""
-    names: set[str] = set()
-    for _, tree in expressions(template):
-        bound = {
-            n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-        }
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
-                names.add(node.id)
-        names -= bound
-    return {n for n in names if not hasattr(builtins, n)}
 
 
 def fill(template: str, namespace: Mapping[str, Any]) -> str:
@@ -86,9 +89,8 @@ def fill(template: str, namespace: Mapping[str, Any]) -> str:
         expr = template[start + 1 : end - 1].strip()
         if not expr:
             continue
-        try:
-            tree = ast.parse(expr, mode="eval")
-        except SyntaxError:
+        tree = parse_expression(expr)
+        if tree is None:
             continue  # not an expression: keep the braces as written
         parts.append(_unescape(template[pos:start]))
         parts.append(_evaluate(expr, tree, namespace))
@@ -99,7 +101,8 @@ def fill(template: str, namespace: Mapping[str, Any]) -> str:
 
 def _evaluate(expr: str, tree: ast.Expression, namespace: Mapping[str, Any]) -> str:
     try:
-        value = eval(compile(tree, "<prompt>", "eval"), dict(namespace))  # the user's own text
+        code = compile(tree, "<prompt>", "eval")
+        value = eval(code, dict(namespace))  # the user's own text
     except NameError as exc:
         name = getattr(exc, "name", None) or str(exc)
         raise TemplateError(
@@ -107,6 +110,8 @@ def _evaluate(expr: str, tree: ast.Expression, namespace: Mapping[str, Any]) -> 
             "first, or write {{ and }} for literal braces.",
             name,
         ) from None
+    except (MemoryError, RecursionError):
+        raise TemplateError(f"{{{expr[:40]}…}} in the prompt is too deep to evaluate.") from None
     except Exception as exc:
         raise TemplateError(
             f"{{{expr}}} in the prompt failed: {type(exc).__name__}: {exc}. Write {{{{ and }}}} "

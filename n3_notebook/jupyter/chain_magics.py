@@ -5,6 +5,7 @@
 
 %chain run NAME [key=value ...] [-o VAR]   run a kept chain again with other inputs
 %chain list | show NAME | export NAME PATH
+%chain serve NAME [--port P] [--stop]     serve it over HTTP from the kernel's background
 """
 
 from __future__ import annotations
@@ -74,7 +75,10 @@ async def run_chain_line(line: str) -> Any:
     from .runner import _magics
 
     magics = _magics()
-    argv = shlex.split(line)
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise CellError(f"{exc} in {line!r}", "Malformed %chain") from None
     if not argv or argv[0] != "run" or len(argv) < 2:
         raise CellError("usage: %chain run NAME [key=value ...] [-o VAR]", "Malformed %chain")
     name, rest = argv[1], argv[2:]
@@ -115,6 +119,8 @@ async def run_kept(
     from .defaults import default_model
     from .runner import interrupted, interrupted_error, stream_config
 
+    if output is not None and not output.isidentifier():
+        raise CellError(f"-o needs a Python variable name, got {output!r}", "Malformed %chain")
     fallback = chain.default_model or (await default_model(magics.default_model or None))[0]
     result = ChainResult(chain.name, {}, {})
     try:  # everything that can be wrong is reported before a pane is shown or a request sent
@@ -128,7 +134,7 @@ async def run_kept(
     except (ChainError, ConfigurationError) as exc:
         raise CellError(str(exc), "Chain error") from None
     use_widgets = not no_widget and widgets_available(magics.shell)
-    panel = _Panel(chain, use_widgets, magics.update_interval)
+    panel = _Panel(chain, use_widgets, magics.update_interval, fallback)
 
     async def drive() -> ChainResult:
         from ..chain.engine import stream_chain
@@ -156,10 +162,12 @@ async def run_kept(
     magics.track(handle)
 
     def settle(_t: Any) -> None:
+        panel.close(result)  # also when the task was cancelled before it began
         magics.last = result
         if output:
             magics.shell.user_ns[output] = result
-        _publish(result)
+        if result.steps:
+            _publish(result)
 
     task.add_done_callback(settle)
     if background:
@@ -177,14 +185,19 @@ async def run_kept(
 class _Panel:
     """One pane per step, in definition order, plus a Cancel button for the whole chain."""
 
-    def __init__(self, chain: Chain, use_widgets: bool, interval: float) -> None:
+    FINAL = ("done", "failed", "cancelled", "skipped")
+
+    def __init__(
+        self, chain: Chain, use_widgets: bool, interval: float, fallback: str | None = None
+    ) -> None:
         self.on_cancel: Any = None
         self.views: dict[str, Any] = {}
         self.tokens: dict[str, int] = {}
         self.first: dict[str, float] = {}
         self.box = None
+        self.ended: set[str] = set()
         for step in chain.steps:
-            title = f"{step.name} · {step.model or 'default model'}"
+            title = f"{step.name} · {step.model or fallback or 'default model'}"
             if use_widgets:
                 from .widget import WidgetView
 
@@ -235,24 +248,35 @@ class _Panel:
             view.update_stats(self._stats(event.step, result))
             view.append(event.data["text"])
         elif kind == "step_done":
-            view.finish("done", self._stats(event.step, result, event.data.get("finish_reason")))
+            stats = self._stats(event.step, result, event.data.get("finish_reason"))
+            self._end(event.step, "done", stats)
         elif kind == "step_failed":
-            view.finish("failed", self._stats(event.step, result, "error"), event.data["error"])
+            stats = self._stats(event.step, result, "error")
+            self._end(event.step, "failed", stats, event.data["error"])
         elif kind == "step_skipped":
-            view.finish("skipped", Stats(), event.data["reason"])
+            self._end(event.step, "skipped", Stats(), event.data["reason"])
         elif kind == "step_cancelled":
-            view.finish("cancelled", self._stats(event.step, result, "cancelled"))
+            self._end(event.step, "cancelled", self._stats(event.step, result, "cancelled"))
 
     def close(self, result: ChainResult) -> None:
-        """Steps that never got an event (cancelled before starting) show it."""
-        for name, view in self.views.items():
-            if getattr(view, "state", None) in ("waiting", None) and name in result.steps:
-                sr = result.steps[name]
-                if sr.state == "waiting":
-                    view.finish("cancelled", Stats(), "not started: the chain was cancelled")
+        """Every pane that has not shown an end yet shows its step's final state: the
+        steps that were running when the chain was cancelled, and those never started."""
+        for name in self.views:
+            if name in self.ended:
+                continue
+            sr = result.steps.get(name)
+            state = sr.state if sr is not None and sr.state in self.FINAL else "cancelled"
+            error = sr.error if sr is not None else None
+            if state == "cancelled" and (sr is None or sr.started is None):
+                error = error or "not started: the chain was cancelled"
+            self._end(name, state, self._stats(name, result, state), error)
         if self.box is not None:
             with contextlib.suppress(Exception):
                 self.box.cancel_all.disabled = True
+
+    def _end(self, name: str, state: str, stats: Stats, error: str | None = None) -> None:
+        self.ended.add(name)
+        self.views[name].finish(state, stats, error)
 
 
 def _publish(result: ChainResult) -> None:
@@ -270,7 +294,10 @@ def _publish(result: ChainResult) -> None:
 
 def chain_line(magics: LLMMagics, line: str) -> Any:
     """%chain list | show NAME | export NAME PATH | run ... (run outside the transformer)."""
-    argv = shlex.split(line)
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise CellError(f"{exc} in {line!r}", "Malformed %chain") from None
     if not argv:
         print(__doc__)
         return None
@@ -286,15 +313,77 @@ def chain_line(magics: LLMMagics, line: str) -> Any:
         print(_kept(magics, args[0]).to_text(), end="")
         return None
     if cmd == "export" and len(args) == 2:
-        path = Path(args[1])
-        path.write_text(_kept(magics, args[0]).to_text(), encoding="utf-8")
+        path = Path(args[1]).expanduser()
+        text = _kept(magics, args[0]).to_text()
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise CellError(
+                f"cannot write {path}: {exc.strerror or exc}", "Export failed"
+            ) from None
         print(f"wrote {path}")
         return None
     if cmd == "run":
         from .magics import _run_direct
 
         return _run_direct(lambda: run_chain_line(line), f"%chain {line}")
+    if cmd == "serve":
+        return _serve(magics, args)
     raise CellError(
-        "usage: %chain list | show NAME | export NAME PATH | run NAME [key=value ...]",
+        "usage: %chain list | show NAME | export NAME PATH | run NAME [key=value ...] "
+        "| serve NAME [--port P]",
         "Malformed %chain",
     )
+
+
+SERVE_USAGE = "usage: %chain serve NAME [--port P] [--stop]"
+
+
+def _serve(magics: LLMMagics, args: list[str]) -> Any:
+    """`%chain serve NAME [--port P] [--stop]`: serve a kept chain over HTTP from a
+    background thread of the kernel (its own event loop); serving it again restarts it
+    with the chain's current definition. Needs the `serve` extra."""
+    name, port, stop = (args[0] if args else ""), 0, False
+    rest = iter(args[1:])
+    for arg in rest:
+        if arg == "--stop":
+            stop = True
+        elif arg == "--port" and (value := next(rest, "")).isdigit():
+            port = int(value)
+        else:
+            raise CellError(SERVE_USAGE, "Malformed %chain")
+    if not name:
+        raise CellError(SERVE_USAGE, "Malformed %chain")
+    try:
+        from ..serve.background import serve_chain, stop_chain
+    except ImportError as exc:
+        raise CellError(
+            f"serving needs the serve extra ({exc.name} is missing): "
+            "pip install 'n3_notebook[serve]'",
+            "Missing package",
+        ) from None
+    if stop:
+        print(f"stopped chain {name}" if stop_chain(name) else f"chain {name} was not served")
+        return None
+    chain = _kept(magics, name)
+    user_ns = magics.shell.user_ns
+    namespace = {
+        ref: user_ns[ref]
+        for step in chain.steps
+        for ref in step.references()
+        if ref in user_ns and ref not in chain.inputs
+    }
+    fallback = chain.default_model or magics.default_model or None
+    if fallback is None and any(step.model is None for step in chain.steps):
+        from .defaults import provider_with_key
+
+        fallback = provider_with_key()  # as a %%chain cell would (offline: the demo model)
+    try:
+        server = serve_chain(name, chain, port, namespace=namespace, default_model=fallback)
+    except (ValueError, OSError) as exc:
+        raise CellError(str(exc), "Cannot serve") from None
+    print(
+        f"serving chain {name} at {server.url}/chains/{name}/run and /stream "
+        f"(docs: {server.url}/docs; stop: %chain serve {name} --stop)"
+    )
+    return None

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.compare import ComparisonResult, summarize
 from ..core.types import LLMResponse, Message
-from .errors import CellError
+from .errors import CellError, describe
 from .options import CellOptions
 from .run import StreamRun
 from .stats import Stats
@@ -33,7 +33,8 @@ async def run_compare(magics: LLMMagics, opts: CellOptions, prompt: str) -> Any:
         stream_config,
     )
 
-    specs = list(opts.models) or [(await _model_spec(magics, opts))[0]]
+    # the same model named twice would share one row; --repeat N is the way to run it again
+    specs = list(dict.fromkeys(opts.models)) or [(await _model_spec(magics, opts))[0]]
     use_widgets = not opts.no_widget and widgets_available(magics.shell)
     result = ComparisonResult(prompt)
     panes: list[tuple[str, Any, Any]] = []  # (spec, provider or None, view)
@@ -68,6 +69,12 @@ async def run_compare(magics: LLMMagics, opts: CellOptions, prompt: str) -> Any:
                     runs.append(run.response)
                 if interrupted():
                     raise
+                return  # this pane's Cancel: the other models go on
+            except Exception as exc:  # not an LLMError (those end in run.error): a bug
+                if run.response is not None:
+                    runs.append(run.response)
+                result.errors[spec] = describe(exc)
+                view.finish("failed", run.stats(), result.errors[spec])
                 return
             if run.response is not None:
                 runs.append(run.response)
@@ -84,8 +91,17 @@ async def run_compare(magics: LLMMagics, opts: CellOptions, prompt: str) -> Any:
     magics.track(handle)
 
     async def finish() -> ComparisonResult:
-        with contextlib.suppress(asyncio.CancelledError):
+        stopped = False
+        try:
             await everything
+        except asyncio.CancelledError:
+            # Cancel all, `%llm cancel` or cancelling a --background handle end the streams
+            # and the table still comes; an interrupt also gets the table (what arrived),
+            # then ends the cell with the short "interrupted" message.
+            stopped = interrupted() and not opts.background
+            everything.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(everything)
         for spec in specs:
             runs = result.runs.get(spec, [])
             result.responses[spec] = runs[-1] if runs else None
@@ -93,6 +109,8 @@ async def run_compare(magics: LLMMagics, opts: CellOptions, prompt: str) -> Any:
         if grid is not None:
             grid.cancel_all.disabled = True
         _publish(result, opts, magics)
+        if stopped:
+            raise asyncio.CancelledError
         return result
 
     if opts.background:

@@ -64,6 +64,9 @@ class LLMMagics(Magics):
         config=True
     )
     show_hint = Bool(True, help="Say once when the offline demo model is used.").tag(config=True)
+    prices = Dict(
+        help="Price overrides, USD per million tokens: {'provider:model': [input, output]}."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
@@ -75,6 +78,15 @@ class LLMMagics(Magics):
         self.errors: dict[int, str] = {}
         self.chains: dict[str, Any] = {}
         registry.aliases.update(self.aliases)
+        if self.prices:
+            self._prices_changed({"new": self.prices})
+
+    @observe("prices")
+    def _prices_changed(self, change: dict[str, Any]) -> None:
+        from ..core.pricing import set_price
+
+        for model, pair in change["new"].items():
+            set_price(model, *pair)
 
     @observe("aliases")
     def _aliases_changed(self, change: dict[str, Any]) -> None:

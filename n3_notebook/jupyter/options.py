@@ -11,6 +11,7 @@ from typing import Any
 from .errors import CellError
 
 FORMATS = ("markdown", "text", "code", "json", "html")
+MAX_REPEAT = 100
 USAGE = (
     "%%llm [MODEL ...] [-s SYSTEM] [-t TEMP] [-n MAX_TOKENS] [-p key=value ...] "
     "[-f markdown|text|code|json|html] [-o VAR] [--background] [--no-widget] "
@@ -83,14 +84,16 @@ def parse_line(line: str) -> CellOptions:
         raise CellError(
             f"-o needs a Python variable name, got {ns.output!r}", "Malformed %%llm line"
         )
-    if ns.temperature is not None and not 0 <= ns.temperature <= 2:
+    if ns.temperature is not None and not 0 <= ns.temperature <= 2:  # also refuses nan
         raise CellError(f"-t must be between 0 and 2, got {ns.temperature}", "Malformed %%llm line")
     if ns.max_tokens is not None and ns.max_tokens < 1:
         raise CellError(f"-n must be at least 1, got {ns.max_tokens}", "Malformed %%llm line")
-    if ns.timeout is not None and ns.timeout <= 0:
+    if ns.timeout is not None and not 0 < ns.timeout < float("inf"):
         raise CellError(f"--timeout must be positive, got {ns.timeout}", "Malformed %%llm line")
-    if ns.repeat < 1:
-        raise CellError(f"--repeat must be at least 1, got {ns.repeat}", "Malformed %%llm line")
+    if not 1 <= ns.repeat <= MAX_REPEAT:
+        raise CellError(
+            f"--repeat must be between 1 and {MAX_REPEAT}, got {ns.repeat}", "Malformed %%llm line"
+        )
     return CellOptions(
         models=list(ns.models),
         system=ns.system,

@@ -8,6 +8,7 @@ from typing import Any
 from ..core.base import BaseProvider
 from ..core.collect import ResponseBuilder
 from ..core.errors import LLMError
+from ..core.metrics import logger
 from ..core.types import LLMResponse, Message, StreamConfig
 from .errors import describe
 from .stats import Stats
@@ -78,6 +79,16 @@ class StreamRun:
             self.state, finish = "failed", "error"
             self.error = exc
             error_text = describe(exc)
+        except Exception as exc:  # a bug of ours: shown short, logged in full
+            logger.exception("unexpected error while streaming %s", self.label)
+            self.state, finish = "failed", "error"
+            self.error = LLMError(
+                f"unexpected {type(exc).__name__}: {exc}",
+                provider=self.provider.name,
+                hint="This is a bug in n3_notebook; the full traceback is in the "
+                "'n3_notebook' log. Please report it.",
+            )
+            error_text = describe(self.error)
         finally:
             self.response = builder.build(finish)
             stats = self.stats()

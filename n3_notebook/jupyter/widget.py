@@ -49,7 +49,11 @@ class WidgetView:
         self.header = w.HTML()
         self.body = w.HTML()
         self.button = w.Button(
-            description="Cancel", icon="stop", button_style="warning", layout=w.Layout(width="auto")
+            description="Cancel",
+            icon="stop",
+            button_style="warning",
+            # never squeezed to "C…" by a long model name in a narrow comparison pane
+            layout=w.Layout(width="auto", flex="0 0 auto"),
         )
         self.button.on_click(self._clicked)
         self.box = StreamBox(
@@ -90,7 +94,10 @@ class WidgetView:
             else ""
         )
         self.body.value = (
-            '<pre style="white-space:pre-wrap;margin:2px 0;font-family:inherit">'
+            # word-break:normal overrides JupyterLab's `word-break: break-all` for output <pre>s,
+            # which otherwise splits words at the pane's edge ("a h|andful")
+            '<pre style="white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;'
+            'margin:2px 0;font-family:inherit">'
             f"{html.escape(text)}</pre>{err}"
             f'<div style="color:#888;font-size:smaller">{html.escape(self._stats.line())}</div>'
         )
