@@ -108,7 +108,7 @@ def make_view(magics: LLMMagics, opts: CellOptions, title: str, subtitle: str | 
             magics.hinted = True
             print(DEMO_HINT)
     if opts.no_widget or not widgets_available(magics.shell):
-        return TextView(title, subtitle)
+        return TextView(title, subtitle, interval=magics.update_interval)
     from .widget import WidgetView
 
     return WidgetView(title, subtitle, interval=magics.update_interval)

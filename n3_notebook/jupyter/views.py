@@ -9,32 +9,45 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from .coalesce import Coalescer
 from .stats import Stats
 
 
 class TextView:
     """Plain text on stdout: terminal IPython and --no-widget."""
 
-    def __init__(self, label: str, note: str | None = None, stream: Any = None) -> None:
+    def __init__(
+        self, label: str, note: str | None = None, stream: Any = None, interval: float = 0.05
+    ) -> None:
         self.label = label
         self.note = note
         self.out = stream or sys.stdout
         self.on_cancel: Callable[[], None] | None = None
-        self.text = ""
+        self._written = 0
+        # one write (one kernel stdout message) per interval, not one per token
+        self._coalescer = Coalescer(self._write, interval)
+
+    @property
+    def text(self) -> str:
+        return self._coalescer.text
+
+    def _write(self, text: str) -> None:
+        self.out.write(text[self._written :])
+        self.out.flush()
+        self._written = len(text)
 
     def start(self) -> None:
         head = f"── {self.label}" + (f" ({self.note})" if self.note else "") + " ──"
         print(head, file=self.out, flush=True)
 
     def append(self, piece: str) -> None:
-        self.text += piece
-        self.out.write(piece)
-        self.out.flush()
+        self._coalescer.add(piece)
 
     def update_stats(self, stats: Stats) -> None:
         pass
 
     def finish(self, state: str, stats: Stats, error: str | None = None) -> None:
+        self._coalescer.close()
         if self.text and not self.text.endswith("\n"):
             self.out.write("\n")
         if error:
@@ -61,11 +74,19 @@ def widgets_available(shell: Any) -> bool:
 class BufferedTextView(TextView):
     """Plain text for concurrent streams: each answer is printed whole when it ends."""
 
+    def __init__(self, label: str, note: str | None = None, stream: Any = None) -> None:
+        super().__init__(label, note, stream)
+        self._parts: list[str] = []
+
+    @property
+    def text(self) -> str:
+        return "".join(self._parts)
+
     def start(self) -> None:
-        self.text = ""
+        self._parts = []
 
     def append(self, piece: str) -> None:
-        self.text += piece
+        self._parts.append(piece)
 
     def finish(self, state: str, stats: Stats, error: str | None = None) -> None:
         head = f"── {self.label}" + (f" ({self.note})" if self.note else "") + " ──"

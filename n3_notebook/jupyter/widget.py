@@ -25,6 +25,18 @@ STATE_COLORS = {
 }
 
 
+SEGMENT = 4000  # characters of live text per frame before a segment is frozen
+
+
+def _pre(text: str) -> str:
+    # word-break:normal overrides JupyterLab's `word-break: break-all` for output <pre>s,
+    # which otherwise splits words at the pane's edge ("a h|andful")
+    return (
+        '<pre style="white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;'
+        f'margin:2px 0;font-family:inherit">{html.escape(text)}</pre>'
+    )
+
+
 class StreamBox(w.VBox):
     """A VBox whose text/plain form is short and stable (for saved notebooks, nbval)."""
 
@@ -56,8 +68,10 @@ class WidgetView:
             layout=w.Layout(width="auto", flex="0 0 auto"),
         )
         self.button.on_click(self._clicked)
+        self.frozen = w.VBox([])  # finished segments of a long answer, sent once each
+        self._frozen_len = 0
         self.box = StreamBox(
-            [w.HBox([self.header, self.button]), self.body],
+            [w.HBox([self.header, self.button]), self.frozen, self.body],
             layout=w.Layout(border="1px solid #ddd", padding="4px 8px", margin="2px 0"),
         )
         self.box.view = self
@@ -88,23 +102,33 @@ class WidgetView:
         )
 
     def _render_body(self, text: str, error: str | None = None) -> None:
+        """One frame: only the tail after the frozen segments is sent. When the tail
+        outgrows SEGMENT characters, its first part is frozen into a widget of its own, so
+        a frame's size stays bounded however long the answer gets."""
+        tail = text[self._frozen_len :]
+        if len(tail) > SEGMENT:
+            cut = max(tail.rfind("\n", 0, SEGMENT), tail.rfind(" ", 0, SEGMENT)) + 1 or SEGMENT
+            self.frozen.children = (*self.frozen.children, w.HTML(_pre(tail[:cut])))
+            self._frozen_len += cut
+            tail = tail[cut:]
         err = (
             f'<div style="color:#d93025;white-space:pre-wrap">{html.escape(error)}</div>'
             if error
             else ""
         )
         self.body.value = (
-            # word-break:normal overrides JupyterLab's `word-break: break-all` for output <pre>s,
-            # which otherwise splits words at the pane's edge ("a h|andful")
-            '<pre style="white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;'
-            'margin:2px 0;font-family:inherit">'
-            f"{html.escape(text)}</pre>{err}"
+            f"{_pre(tail)}{err}"
             f'<div style="color:#888;font-size:smaller">{html.escape(self._stats.line())}</div>'
         )
+
+    def _clear_text(self) -> None:
+        self.frozen.children = ()
+        self._frozen_len = 0
 
     def start(self) -> None:
         if self.state in ("done", "failed", "cancelled"):  # a repeat run in the same pane
             self._coalescer = Coalescer(self._render_body, self._coalescer.interval)
+            self._clear_text()
             self.button.disabled = False
             self.button.button_style = "warning"
         self.state = "waiting"
@@ -127,7 +151,8 @@ class WidgetView:
         self.button.button_style = ""
         self._render_header()
         if state == "done":
-            self._render_body("", None)  # the answer is published as a regular output below
+            self._clear_text()  # the answer is published as a regular output below
+            self._render_body("", None)
         else:
             self._render_body(text, error)
 

@@ -46,14 +46,22 @@ def test_tokens_stream_progressively_and_answer_is_published(kernel, emu):
     assert KEY not in repr(emu.records)
 
 
-def test_frames_are_coalesced(kernel):
-    ex = kernel.run("%%llm openai:gpt-4o-mini~long:600 -o r\nGo", timeout=60)
+def test_frames_are_coalesced_and_bounded(kernel):
+    ex = kernel.run("%%llm openai:gpt-4o-mini~long:3000 -o r\nGo", timeout=90)
     assert ex.status == "ok", ex.text()
     elapsed = ex.widget_updates[-1][0] - ex.widget_updates[0][0]
-    # 600 tokens at 10 ms each: ~6 s; one frame per token would be 600 messages
-    assert len(ex.widget_updates) < 600 / 3
+    # 3,000 tokens at 10 ms each: ~30 s; one frame per token would be 3,000 messages
+    assert len(ex.widget_updates) < 3000 / 3
     assert len(ex.widget_updates) / max(elapsed, 0.1) < 40
-    assert len(ex.data("text/markdown")[0]) > 1000
+    # a frame carries the live tail, not the whole answer so far (which grows to ~15 kB)
+    values = [
+        len(u[2]["state"]["value"]) for u in ex.widget_updates if "value" in u[2].get("state", {})
+    ]
+    answer = ex.data("text/markdown")[0]
+    assert len(answer) > 10_000
+    assert max(values) < 8_000
+    check = kernel.run("print(len(r.content), r.finish_reason)")
+    assert check.text().split() == [str(len(answer)), "stop"]
 
 
 def test_cancel_click_stops_stream_and_closes_connection(kernel, emu):
@@ -154,6 +162,8 @@ def test_no_widget_streams_plain_text(kernel):
     assert expected.text in stream
     assert "[done]" in stream and "tokens" in stream
     assert not ex.comm_opens
+    messages = [o for o in ex.outputs if o["msg_type"] == "stream"]
+    assert len(messages) < len(expected.tokens) / 3  # coalesced, not one per token
 
 
 def test_chat_mode_sends_history(kernel, emu):
