@@ -148,18 +148,26 @@ def _kernel_environment(base_url: str) -> Iterator[dict[str, str]]:
         os.environ.update(saved)
 
 
-def _widget_final_text(updates: list[tuple[float, str, dict[str, Any]]]) -> str | None:
-    """The longest text the widget's body showed (its last full frame, before it is
-    cleared when the answer is published as a regular output)."""
-    best: str | None = None
-    for _, _, data in updates:
+def _widget_final_text(ex: Any) -> str | None:
+    """The text the widget showed: its frozen segments (HTML widgets opened during the
+    stream, each exactly one <pre>) followed by the live tail's last non-empty frame (sent
+    just before the pane is cleared, when the answer is published as a regular output)."""
+    pre = re.compile(r"<pre[^>]*>(.*?)</pre>", re.S)
+    segments = []
+    for opened in ex.comm_opens:
+        value = opened["data"].get("state", {}).get("value")
+        if isinstance(value, str) and value.startswith("<pre") and value.endswith("</pre>"):
+            segments.append(pre.match(value).group(1))
+    tail = ""
+    for _, _, data in ex.widget_updates:
         value = data.get("state", {}).get("value")
-        if not isinstance(value, str):
-            continue
-        m = re.search(r"<pre[^>]*>(.*?)</pre>", value, re.S)
-        if m and (best is None or len(m.group(1)) > len(best)):
-            best = m.group(1)
-    return html.unescape(best) if best is not None else None
+        if isinstance(value, str):
+            m = pre.search(value)
+            if m and m.group(1):
+                tail = m.group(1)
+    if not segments and not tail:
+        return None
+    return html.unescape("".join(segments) + tail)
 
 
 def measure_cell(kernel: Any, variant: str, tokens: int, emu_pid: int) -> dict[str, Any]:
@@ -206,7 +214,7 @@ def measure_cell(kernel: Any, variant: str, tokens: int, emu_pid: int) -> dict[s
         "digest": digest,
         "published": ex.data("text/markdown"),
         "stdout": "".join(o["content"]["text"] for o in ex.outputs if o["msg_type"] == "stream"),
-        "widget_text": _widget_final_text(comm) if variant == "widget" else None,
+        "widget_text": _widget_final_text(ex) if variant == "widget" else None,
     }
 
 

@@ -8,9 +8,13 @@ without IPython. Names are imported lazily so `import n3_notebook` stays fast.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# Library logging stays silent unless the application configures it.
+logging.getLogger("n3_notebook").addHandler(logging.NullHandler())
 
 _EXPORTS: dict[str, str] = {
     "APIConnectionError": "core.errors",

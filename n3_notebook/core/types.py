@@ -92,5 +92,13 @@ class LLMResponse:
     def __str__(self) -> str:
         return self.content
 
+    def __repr__(self) -> str:
+        text = self.content if len(self.content) <= 60 else self.content[:57] + "..."
+        where = f"{self.provider}:{self.model}" if self.provider else self.model
+        return (
+            f"LLMResponse({where}, finish_reason={self.finish_reason!r}, "
+            f"tokens={self.usage.input_tokens}+{self.usage.output_tokens}, content={text!r})"
+        )
+
     def _repr_markdown_(self) -> str:
         return self.content

@@ -36,7 +36,8 @@ HELP = """n3_notebook: stream LLM answers into the notebook.
 %llm alias NAME MODEL     define an alias        %llm unalias NAME
 %llm cancel [all]         cancel the latest (or every) running request
 %llm last                 the last answer        %llm reset   forget the chat history
-%llm config               current settings       %llm offline on|off   use the emulator
+%llm config               current settings
+%llm offline on|off|auto  use the emulator (auto: only when no provider key is set)
 """
 
 
@@ -236,6 +237,22 @@ class LLMMagics(Magics):
         return Table(("setting", "value"), rows)
 
     def _cmd_offline(self, args: list[str]) -> None:
+        if args[:1] == ["auto"]:
+            from .defaults import provider_with_key
+
+            if provider_with_key() is None:
+                set_offline(True)
+                print(
+                    "Offline mode: no provider key is set, so the bundled emulator answers for "
+                    "every provider."
+                )
+            else:
+                set_offline(False)
+                print(
+                    "Online: real providers for the keys that are set; a model without its key "
+                    "is an error."
+                )
+            return
         if args[:1] == ["on"]:
             set_offline(True)
             print("offline mode on: every provider uses the bundled emulator")
@@ -245,7 +262,7 @@ class LLMMagics(Magics):
         elif not args:
             print(f"offline mode is {'on' if is_offline() else 'off'}")
         else:
-            raise CellError("usage: %llm offline on|off", "Malformed %llm line")
+            raise CellError("usage: %llm offline on|off|auto", "Malformed %llm line")
 
 
 class Table:

@@ -55,10 +55,13 @@ async def run_llm_cell(line: str, cell: str) -> Any:
     provider = magics.provider_for(spec)
     messages = magics.history_messages() if opts.chat else []
     messages.append(Message("user", prompt))
+    if hint and not magics.hinted:
+        magics.hinted = True
+        print(hint)
     run = StreamRun(
         provider,
         messages,
-        make_view(magics, opts, label(provider), note(provider, hint)),
+        make_view(magics, opts, label(provider), note(provider)),
         system=opts.system,
         params=request_params(opts),
         stream_config=stream_config(magics, opts.timeout),
@@ -76,7 +79,7 @@ def label(provider: Any) -> str:
     return f"{provider.name}:{provider.model}"
 
 
-def note(provider: Any, hint: str | None = None) -> str | None:
+def note(provider: Any) -> str | None:
     if provider.name == "emulator":
         return "offline demo model"
     if getattr(provider, "offline", False):
@@ -101,12 +104,6 @@ def stream_config(magics: LLMMagics, timeout: float | None) -> StreamConfig:
 
 
 def make_view(magics: LLMMagics, opts: CellOptions, title: str, subtitle: str | None) -> Any:
-    if subtitle == "offline demo model" and not magics.default_model and not opts.models:
-        from .defaults import DEMO_HINT
-
-        if not (magics.hinted):
-            magics.hinted = True
-            print(DEMO_HINT)
     if opts.no_widget or not widgets_available(magics.shell):
         return TextView(title, subtitle, interval=magics.update_interval)
     from .widget import WidgetView

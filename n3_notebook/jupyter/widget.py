@@ -172,7 +172,10 @@ class ComparisonGrid(w.VBox):
 def comparison_grid(views: list[WidgetView]) -> ComparisonGrid:
     columns = min(len(views), 3)
     cancel_all = w.Button(
-        description="Cancel all", icon="stop", button_style="danger", layout=w.Layout(width="auto")
+        description="Cancel all",
+        icon="stop",
+        button_style="danger",
+        layout=w.Layout(width="auto", align_self="flex-start"),
     )
     grid = w.GridBox(
         [v.box for v in views],
@@ -189,7 +192,7 @@ def chain_panel(views: list[WidgetView], on_cancel: Callable[[], None]) -> Chain
         description="Cancel chain",
         icon="stop",
         button_style="danger",
-        layout=w.Layout(width="auto"),
+        layout=w.Layout(width="auto", align_self="flex-start"),
     )
     cancel_all.on_click(lambda _b: on_cancel())
     box = ChainPanel([cancel_all, w.VBox([v.box for v in views])])
