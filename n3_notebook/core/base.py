@@ -275,7 +275,12 @@ class BaseProvider:
                 raise StreamProtocolError(
                     f"the response is not JSON: {_snippet(body)!r}", provider=self.name
                 ) from exc
-            parsed = self.parse_response(payload)
+            parsed = self._guarded(self.parse_response)(payload)
+            raw_finish = parsed.raw_finish_reason
+            if raw_finish is not None and raw_finish.__class__ is not str:
+                raise self._shape_error(raw_finish, "finish reason")
+            if parsed.content.__class__ is not str:
+                raise self._shape_error(parsed.content)
         except asyncio.CancelledError:
             rec.outcome = "cancelled"
             raise
@@ -501,10 +506,13 @@ class BaseProvider:
                         response = await self._open(spec, deadline)
                         rec.request_id = self._request_id(response.headers)
                         mapper = self.stream_mapper()
+                        feed = self._guarded(mapper.feed)
                         async for batch in self._read(response, cfg, deadline, rec, mapper):
                             for item in batch:
-                                for chunk in mapper.feed(item):
+                                for chunk in feed(item):
                                     if chunk.content:
+                                        if chunk.content.__class__ is not str:
+                                            raise self._shape_error(chunk.content)
                                         if delivered == 0:
                                             rec.time_to_first_token = loop.time() - start
                                         delivered += 1
@@ -520,7 +528,7 @@ class BaseProvider:
                                     else:
                                         yield self._final_chunk(chunk, rec)
                         if not mapper.done:
-                            for chunk in mapper.end():
+                            for chunk in self._guarded(mapper.end)():
                                 yield self._final_chunk(chunk, rec)
                         return
                     except LLMError as exc:
@@ -543,12 +551,35 @@ class BaseProvider:
             rec.duration = loop.time() - start
             emit(rec, self.on_metrics)
 
+    def _guarded(self, fn: Any) -> Any:
+        """fn, with data of an unexpected shape (a string where an object belongs, a list
+        for a number...) reported as a StreamProtocolError instead of a TypeError."""
+        provider = self.name
+
+        def call(*args: Any) -> Any:
+            try:
+                return fn(*args)
+            except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+                raise StreamProtocolError(
+                    f"stream data of an unexpected shape ({type(exc).__name__}: {exc})",
+                    provider=provider,
+                ) from exc
+
+        return call
+
+    def _shape_error(self, value: Any, what: str = "text") -> StreamProtocolError:
+        return StreamProtocolError(
+            f"stream {what} of an unexpected type ({type(value).__name__})", provider=self.name
+        )
+
     def _final_chunk(
         self, chunk: StreamChunk, rec: RequestMetrics, stopped_by: str | None = None
     ) -> StreamChunk:
         """Complete the last chunk: normalized finish reason, raw one and ids in metadata."""
         meta = dict(chunk.metadata or {})
         raw = meta.get("raw_finish_reason", chunk.finish_reason)
+        if raw is not None and raw.__class__ is not str:
+            raise self._shape_error(raw, "finish reason")
         meta["raw_finish_reason"] = raw
         meta["request_id"] = rec.request_id
         meta["retries"] = rec.retries
