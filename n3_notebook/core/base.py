@@ -396,6 +396,17 @@ class BaseProvider:
             )
             err._n3_retryable = True  # type: ignore[attr-defined]
             raise err from exc
+        if 300 <= response.status_code < 400:
+            location = mask_url(response.headers.get("location", "?"))
+            await response.aclose()
+            raise APIStatusError(
+                f"the server redirected to {location}; redirects are not followed, so the API "
+                "key is never sent to another address",
+                provider=self.name,
+                status_code=response.status_code,
+                request_id=self._request_id(response.headers),
+                hint="Set base_url to the final address.",
+            )
         if response.status_code >= 400:
             try:
                 body = await read_error_body(response)
