@@ -84,9 +84,6 @@ class _CohereBase(ProviderFormat):
         ctx.options["generation_id"] = str(uuid.uuid4())
         ctx.options["response_id"] = str(uuid.uuid4())
 
-    def response_headers(self, ctx: Context) -> dict[str, str]:
-        return {"x-request-id": ctx.request_id}
-
     def error(
         self,
         kind: ErrorKind,

@@ -67,9 +67,6 @@ class _OllamaBase(ProviderFormat):
     def new_request_id(self) -> str:
         return digest_of(str(dt.datetime.now().timestamp()))[:16]
 
-    def response_headers(self, ctx: Context) -> dict[str, str]:
-        return {"x-request-id": ctx.request_id}
-
     def error(
         self,
         kind: ErrorKind,
