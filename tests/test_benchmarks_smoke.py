@@ -157,3 +157,29 @@ def test_seed_claims_quick(tmp_path: Path) -> None:
         "ratio_wait_vs_stream_ttft",
     ):
         assert summary[key] > 0
+
+
+@pytest.mark.timeout(300)
+def test_streaming_benchmarks_quick(tmp_path: Path) -> None:
+    """throughput, first_token and concurrency run end to end (every text checked inside
+    them); shape only here, no timing gate."""
+    names = ["throughput", "first_token", "concurrency"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", *names, "--quick", "--results-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads((tmp_path / "latest.json").read_text(encoding="utf-8"))["benchmarks"]
+    rows = {n: {r["name"]: r for r in data[n]["rows"]} for n in names}
+    assert rows["throughput"]["n3_notebook OpenAIProvider"]["tokens_per_s"] > 0
+    assert {"ours_openai_vs_openai_sdk", "ours_anthropic_vs_anthropic_sdk"} <= set(
+        data["throughput"]["summary"]
+    )
+    assert rows["first_token"]["n3_notebook OpenAIProvider"]["median_ms"] > 0
+    conc = data["concurrency"]
+    assert conc["summary"]["ours_intact_C100"] == "100/100"
+    assert conc["summary"]["ours_kib_per_idle_stream"] is not None
