@@ -22,6 +22,7 @@ BENCHMARKS: list[str] = [
     "startup",
     "widget_cost",
     "seed_claims",
+    "service",
 ]
 
 

@@ -100,9 +100,7 @@ class GeminiProvider(BaseProvider):
         """Gemini answers a wrong key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID."""
         err = payload.get("error") if isinstance(payload, dict) else None
         if isinstance(err, dict):
-            reasons = {
-                d.get("reason") for d in err.get("details") or () if isinstance(d, dict)
-            }
+            reasons = {d.get("reason") for d in err.get("details") or () if isinstance(d, dict)}
             if "API_KEY_INVALID" in reasons or "API key not valid" in str(err.get("message")):
                 return AuthenticationError
         return super().error_class(status, payload)

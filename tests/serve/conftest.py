@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("prometheus_client")
+
+from n3_notebook import RetryConfig, create_provider
+from n3_notebook.chain import Chain
+from n3_notebook.core.registry import resolve_model
+from n3_notebook.emulator import run_emulator
+from n3_notebook.serve import create_app
+from n3_notebook.serve.background import BackgroundServer
+
+#: The key the factory's providers send upstream: it must never appear in an answer.
+SECRET_KEY = "sk-serve-SECRET-0123456789abcdef"
+MODEL = "openai:gpt-4o-mini"
+
+TWO_STEP = """\
+input topic
+input style = "plain"
+step outline: openai:gpt-4o-mini, max_tokens=12
+    List three questions about {topic}, {style}.
+step answers: openai:gpt-4o-mini, max_tokens=15
+    system: Be brief.
+    Answer each: {outline}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in (
+        "N3_OFFLINE",
+        "N3_SERVE_TOKEN",
+        "N3_SERVE_MAX_CONCURRENT",
+        "N3_SERVE_GRACE_PERIOD",
+        "N3_SERVE_DEFAULT_MODEL",
+    ):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[Any]:
+    with run_emulator(token_delay=0.001, first_token_delay=0.0) as e:
+        yield e
+
+
+@pytest.fixture(autouse=True)
+def _reset(request: pytest.FixtureRequest) -> None:
+    if "emu" in request.fixturenames:
+        request.getfixturevalue("emu").reset()
+
+
+class Factory:
+    """provider_factory: one provider per model string, pointed at the emulator."""
+
+    def __init__(self, emu: Any) -> None:
+        self.emu = emu
+        self.made: dict[str, Any] = {}
+        self.calls = 0
+
+    def __call__(self, spec: str) -> Any:
+        self.calls += 1
+        provider, _ = resolve_model(spec)
+        p = create_provider(
+            spec,
+            api_key=None if provider == "ollama" else SECRET_KEY,
+            base_url=self.emu.base_url(provider),
+            retry=RetryConfig(max_attempts=2, base_delay=0.01, max_delay=0.05),
+            max_concurrent=100,
+        )
+        self.made[spec] = p
+        return p
+
+
+def two_step() -> Chain:
+    return Chain.parse(TWO_STEP, "brief")
+
+
+@pytest.fixture
+def factory(emu: Any) -> Factory:
+    return Factory(emu)
+
+
+@pytest.fixture
+def serve(factory: Factory) -> Iterator[Any]:
+    """serve(chains, **create_app kwargs) -> a running BackgroundServer (stopped after)."""
+    servers: list[BackgroundServer] = []
+
+    def start(chains: Any = None, **kw: Any) -> BackgroundServer:
+        kw.setdefault("provider_factory", factory)
+        kw.setdefault("token", "")
+        app = create_app(chains if chains is not None else [two_step()], **kw)
+        server = BackgroundServer(app).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for s in servers:
+        s.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    """Events as {"id": int, "event": str, "data": parsed JSON}."""
+    import json
+
+    out = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        if not block.strip() or block.startswith(":"):
+            continue
+        fields: dict[str, str] = {}
+        for line in block.split("\n"):
+            name, _, value = line.partition(": ")
+            fields[name] = value
+        out.append(
+            {"id": int(fields["id"]), "event": fields["event"], "data": json.loads(fields["data"])}
+        )
+    return out
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("N3_")}
+    env.update(extra)
+    return env
