@@ -37,9 +37,10 @@ class LLMHandle:
         try:
             return await asyncio.shield(self.task)
         except asyncio.CancelledError:
-            if self.task.cancelled():
-                return getattr(self.run, "response", None)
-            raise
+            me = asyncio.current_task()
+            if self.task.cancelled() and not (me is not None and me.cancelling()):
+                return getattr(self.run, "response", None)  # the request was cancelled
+            raise  # the awaiting code itself was cancelled (e.g. a kernel interrupt)
 
     def __repr__(self) -> str:
         if not self.task.done():
