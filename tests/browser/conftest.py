@@ -168,8 +168,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(5)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_context(chromium_path: str, lab: Lab, tmp_path_factory: pytest.TempPathFactory):
+    """Playwright's sync API runs its own event loop in the main thread while it is open:
+    module scope stops it when the browser tests end, so later async tests get a clean
+    thread (session scope made every later pytest-asyncio test fail)."""
     from playwright.sync_api import sync_playwright
 
     profile = tmp_path_factory.mktemp("chromium-profile")  # a fresh profile
