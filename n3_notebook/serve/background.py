@@ -52,6 +52,9 @@ class BackgroundServer:
     def start(self) -> BackgroundServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted sockets inherit it: without it a response written as head then body
+        # waits for the client's delayed ACK (40 ms on every kept-alive request).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             sock.bind((self.host, self.requested_port))
         except OSError:
