@@ -8,6 +8,7 @@ import ast
 import builtins
 import keyword
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,18 +94,23 @@ class Chain:
 
     async def run(
         self,
+        inputs: Mapping[str, Any] | None = None,
+        /,
+        *,
         namespace: Any = None,
         provider_factory: Any = None,
         default_model: str | None = None,
         stream_config: Any = None,
-        **inputs: Any,
+        **more_inputs: Any,
     ) -> Any:
-        """Run the chain with these inputs; returns a ChainResult."""
+        """Run the chain; returns a ChainResult. Inputs come as keywords
+        (`chain.run(topic="tides")`) or as a mapping, which also takes input names that
+        clash with the options here (`chain.run({"namespace": "prod"})`)."""
         from .engine import run_chain
 
         return await run_chain(
             self,
-            inputs,
+            _merge_inputs(inputs, more_inputs),
             namespace=namespace,
             provider_factory=provider_factory,
             default_model=default_model,
@@ -113,11 +119,14 @@ class Chain:
 
     def stream(
         self,
+        inputs: Mapping[str, Any] | None = None,
+        /,
+        *,
         namespace: Any = None,
         provider_factory: Any = None,
         default_model: str | None = None,
         stream_config: Any = None,
-        **inputs: Any,
+        **more_inputs: Any,
     ) -> Any:
         """Run the chain, yielding step-tagged ChainEvents (the last is `chain_done`).
 
@@ -129,7 +138,7 @@ class Chain:
 
         return stream_chain(
             self,
-            inputs,
+            _merge_inputs(inputs, more_inputs),
             namespace=namespace,
             provider_factory=provider_factory,
             default_model=default_model,
@@ -240,3 +249,12 @@ class Chain:
                 lines.append("    system:")  # an empty system line keeps the prompt's own
             lines += [f"    {line}" if line else "" for line in s.prompt.split("\n")]
         return "\n".join(lines) + "\n"
+
+
+def _merge_inputs(inputs: Mapping[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(inputs or {})
+    both = sorted(set(merged) & set(more))
+    if both:
+        raise ChainError(f"input(s) {', '.join(both)} given twice (in the mapping and as keywords)")
+    merged.update(more)
+    return merged

@@ -507,3 +507,18 @@ async def test_step_named_like_a_builtin_waits_for_it(emu, factory) -> None:
     result = await chain.run(provider_factory=factory)
     assert result.ok
     assert emu.records[-1].body["messages"][-1]["content"] == f"Use {result['list']}"
+
+
+async def test_inputs_as_a_mapping_take_any_name(factory):
+    """Input names that clash with run()'s own options come as a mapping."""
+    chain = Chain.parse(
+        "input namespace\ninput default_model = 'x'\nstep a: openai:gpt-4o-mini\n"
+        "    Use {namespace} and {default_model}."
+    )
+    result = await chain.run({"namespace": "prod"}, provider_factory=factory)
+    assert result.ok and result.inputs == {"namespace": "prod", "default_model": "x"}
+    simple = Chain.parse("input topic\nstep a: openai:gpt-4o-mini\n    About {topic}.")
+    with pytest.raises(ChainError, match="given twice"):
+        await simple.run({"topic": "a"}, topic="b", provider_factory=factory)
+    with pytest.raises(ChainError, match="given twice"):
+        simple.stream({"topic": "a"}, topic="b", provider_factory=factory)
