@@ -12,6 +12,7 @@ from types import TracebackType
 
 import uvicorn
 
+from ..netutil import listening_socket
 from .auth import ApiKeys, KeyPolicy
 from .chat import ServerState
 from .models import PROVIDERS, delays_from_env
@@ -64,17 +65,7 @@ class Emulator:
             if self.running:
                 return self
             install_log_filter()
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            # Accepted sockets inherit this: without it, a response written as head then
-            # body waits for the client's delayed ACK (40 ms on every kept-alive request).
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            try:
-                sock.bind((self.host, self._requested_port))
-            except OSError:
-                sock.close()
-                raise
-            sock.set_inheritable(False)
+            sock = listening_socket(self.host, self._requested_port)
             self.port = sock.getsockname()[1]
             config = uvicorn.Config(
                 create_app(self._state),

@@ -16,6 +16,8 @@ from typing import Any
 
 import uvicorn
 
+from ..netutil import listening_socket
+
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 
@@ -50,17 +52,7 @@ class BackgroundServer:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> BackgroundServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted sockets inherit it: without it a response written as head then body
-        # waits for the client's delayed ACK (40 ms on every kept-alive request).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            sock.bind((self.host, self.requested_port))
-        except OSError:
-            sock.close()
-            raise
-        sock.set_inheritable(False)
+        sock = listening_socket(self.host, self.requested_port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
