@@ -318,11 +318,3 @@ class OursClient:
 
     async def aclose(self) -> None:
         await self.provider.aclose()
-
-
-def available(factory: Any) -> bool:
-    try:
-        factory()
-    except ImportError:
-        return False
-    return True

@@ -189,10 +189,6 @@ def _error_text(exc: LLMError) -> str:
     return f"{text} (what arrived before the error is kept in the output above and in `%llm last`)"
 
 
-def config_error(exc: LLMError) -> CellError:
-    return CellError(str(exc), type(exc).__name__)
-
-
 async def run_chain_cell(line: str, cell: str) -> Any:
     from .chain_magics import run_chain_cell as run
 
