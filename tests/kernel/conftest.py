@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import pytest
 
@@ -29,18 +31,13 @@ def emu():
         yield e
 
 
-@pytest.fixture(scope="module")
-def kernel(emu):
+@contextlib.contextmanager
+def loaded_kernel(env: dict[str, str]) -> Iterator[Kernel]:
+    """A kernel with `env` (and none of our key or base URL variables from this process)
+    and the extension loaded; this process's environment is restored afterwards."""
     saved = {k: os.environ.pop(k) for k in KEY_VARS if k in os.environ}
-    env = {
-        "OPENAI_BASE_URL": emu.base_url("openai"),
-        "OPENAI_API_KEY": KEY,
-        "GEMINI_BASE_URL": emu.base_url("gemini"),
-        "GEMINI_API_KEY": "AIzaKERNELtestFAKEkey0123456789",
-        # nothing listens here, so the no-key default does not find a local Ollama
-        "OLLAMA_HOST": "127.0.0.1:9",
-    }
-    k = Kernel(env=env)
+    # nothing listens here, so the no-key default does not find a local Ollama
+    k = Kernel(env={"OLLAMA_HOST": "127.0.0.1:9", **env})
     try:
         ex = k.run("%load_ext n3_notebook")
         assert ex.status == "ok", ex.text()
@@ -48,6 +45,18 @@ def kernel(emu):
     finally:
         k.close()
         os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def kernel(emu):
+    env = {
+        "OPENAI_BASE_URL": emu.base_url("openai"),
+        "OPENAI_API_KEY": KEY,
+        "GEMINI_BASE_URL": emu.base_url("gemini"),
+        "GEMINI_API_KEY": "AIzaKERNELtestFAKEkey0123456789",
+    }
+    with loaded_kernel(env) as k:
+        yield k
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 
 import pytest
@@ -12,8 +11,7 @@ import pytest
 from n3_notebook.chain import Chain
 from n3_notebook.emulator import expected_answer, run_emulator
 
-from .conftest import KEY, KEY_VARS
-from .harness import Kernel
+from .conftest import KEY, loaded_kernel
 
 pytestmark = pytest.mark.kernel
 
@@ -37,7 +35,6 @@ def emu():
 
 @pytest.fixture(scope="module")
 def kernel(emu):
-    saved = {k: os.environ.pop(k) for k in KEY_VARS if k in os.environ}
     env = {
         "OPENAI_BASE_URL": emu.base_url("openai"),
         "OPENAI_API_KEY": KEY,
@@ -45,16 +42,9 @@ def kernel(emu):
         "ANTHROPIC_API_KEY": KEY,
         "GEMINI_BASE_URL": emu.base_url("gemini"),
         "GEMINI_API_KEY": "AIzaKERNELtestFAKEkey0123456789",
-        "OLLAMA_HOST": "127.0.0.1:9",  # nothing listens here
     }
-    k = Kernel(env=env)
-    try:
-        ex = k.run("%load_ext n3_notebook")
-        assert ex.status == "ok", ex.text()
+    with loaded_kernel(env) as k:
         yield k
-    finally:
-        k.close()
-        os.environ.update(saved)
 
 
 def pump_until(kernel, cond, timeout=10.0, what="condition"):
