@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 import httpx
@@ -34,6 +34,7 @@ from .metrics import MetricsCallback, RequestMetrics, emit, logger
 from .offline import is_offline, offline_endpoint
 from .redact import mask_url, redact, register_secret
 from .retry import RetryConfig, attempts_left, next_delay, should_retry_status
+from .transport import BODY_READER
 from .types import LLMResponse, Message, StreamChunk, StreamConfig, Usage
 
 MessageLike = Message | Mapping[str, str]
@@ -332,6 +333,20 @@ class BaseProvider:
         spec = self.build_request(msgs, system, True, self._params(params))
         return self._stream(spec, stream_config or self.stream_config)
 
+    def stream_chat_batches(
+        self,
+        messages: Iterable[MessageLike],
+        system: str | None = None,
+        stream_config: StreamConfig | None = None,
+        **params: Any,
+    ) -> AsyncIterator[list[StreamChunk]]:
+        """stream_chat, a list of chunks at a time: each list holds what one network read
+        brought. For relays (an HTTP service, a proxy) that write once per read instead of
+        once per chunk; the chunks and their end are exactly stream_chat's."""
+        msgs = as_messages(messages)
+        spec = self.build_request(msgs, system, True, self._params(params))
+        return self._stream_batches(spec, stream_config or self.stream_config)
+
     def generate(self, prompt: str, system: str | None = None, **params: Any) -> LLMResponse:
         """Blocking agenerate(); safe inside a running loop (runs on a private one)."""
         return self.chat([Message("user", prompt)], system=system, **params)
@@ -500,6 +515,18 @@ class BaseProvider:
                     raise
 
     async def _stream(self, spec: RequestSpec, cfg: StreamConfig) -> AsyncIterator[StreamChunk]:
+        batches = self._stream_batches(spec, cfg)
+        try:
+            async for batch in batches:
+                for chunk in batch:
+                    yield chunk
+        finally:
+            await batches.aclose()
+
+    async def _stream_batches(
+        self, spec: RequestSpec, cfg: StreamConfig
+    ) -> AsyncIterator[list[StreamChunk]]:
+        """The stream, one list of chunks per network read that brought any."""
         loop = asyncio.get_running_loop()
         start = loop.time()
         deadline = start + cfg.stream_timeout if cfg.stream_timeout else None
@@ -519,28 +546,40 @@ class BaseProvider:
                         mapper = self.stream_mapper()
                         feed = self._guarded(mapper.feed)
                         async for batch in self._read(response, cfg, deadline, rec, mapper):
-                            for item in batch:
-                                for chunk in feed(item):
-                                    if chunk.content:
+                            out: list[StreamChunk] = []
+                            try:
+                                for item in batch:
+                                    for chunk in feed(item):
+                                        if not chunk.content:
+                                            out.append(self._final_chunk(chunk, rec))
+                                            continue
                                         if chunk.content.__class__ is not str:
                                             raise self._shape_error(chunk.content)
                                         if delivered == 0:
                                             rec.time_to_first_token = loop.time() - start
                                         delivered += 1
                                         rec.chunks = delivered
-                                        yield chunk
+                                        out.append(chunk)
                                         if max_chunks is not None and delivered >= max_chunks:
-                                            yield self._final_chunk(
-                                                StreamChunk("", "length", self.model),
-                                                rec,
-                                                stopped_by="max_chunks",
+                                            out.append(
+                                                self._final_chunk(
+                                                    StreamChunk("", "length", self.model),
+                                                    rec,
+                                                    stopped_by="max_chunks",
+                                                )
                                             )
+                                            yield out
                                             return
-                                    else:
-                                        yield self._final_chunk(chunk, rec)
+                            except LLMError:
+                                if out:  # what this read brought before the bad data
+                                    yield out
+                                raise
+                            if out:
+                                yield out
                         if not mapper.done:
-                            for chunk in self._guarded(mapper.end)():
-                                yield self._final_chunk(chunk, rec)
+                            out = [self._final_chunk(c, rec) for c in self._guarded(mapper.end)()]
+                            if out:
+                                yield out
                         return
                     except LLMError as exc:
                         if delivered or not await self._sleep_before_retry(
@@ -616,7 +655,7 @@ class BaseProvider:
         connection can go back to the pool."""
         decoder = self.make_decoder()
         feed = decoder.feed
-        raw = _body_bytes(response)
+        read = _body_reader(response)
         loop = asyncio.get_running_loop()
         chunk_timeout = cfg.chunk_timeout
         first = True
@@ -626,17 +665,14 @@ class BaseProvider:
                 gap_end = loop.time() + chunk_timeout
                 limit = gap_end if limit is None else min(limit, gap_end)
             try:
-                if limit is None:
-                    data = await raw.__anext__()
-                else:
-                    async with asyncio.timeout_at(limit):
-                        data = await raw.__anext__()
-            except StopAsyncIteration:
-                rest = decoder.flush()
-                if rest:
-                    yield rest
-                return
-            except TimeoutError as exc:
+                data = await read(limit)
+            except (TimeoutError, httpx.TimeoutException) as exc:
+                if limit is None or loop.time() < limit - 1e-3:  # the client's read timeout
+                    raise APIConnectionError(
+                        f"the connection broke mid-stream after {rec.chunks} chunks "
+                        f"({type(exc).__name__})",
+                        provider=self.name,
+                    ) from exc
                 with contextlib.suppress(Exception):
                     await response.aclose()
                 if deadline is not None and loop.time() >= deadline - 1e-3:
@@ -654,35 +690,64 @@ class BaseProvider:
                     f"({type(exc).__name__})",
                     provider=self.name,
                 ) from exc
+            if not data:
+                rest = decoder.flush()
+                if rest:
+                    yield rest
+                return
             first = False
             items = feed(data)
             if items:
                 yield items
                 if mapper.done:
-                    await _drain(raw)
+                    await _drain(read)
                     return
 
 
-async def _drain(raw: Any) -> None:
+async def _drain(read: BodyReader) -> None:
     """Read what is left of a body whose answer is complete (the chunked terminator, as a
-    rule), briefly and boundedly, so httpcore can reuse the connection; else it is closed."""
+    rule), briefly and boundedly, so the connection can be reused; else it is closed."""
     left = DRAIN_LIMIT
+    until = asyncio.get_running_loop().time() + DRAIN_TIMEOUT
     try:
-        async with asyncio.timeout(DRAIN_TIMEOUT):
-            while left > 0:
-                left -= len(await raw.__anext__())
-    except (StopAsyncIteration, TimeoutError, httpx.HTTPError):
+        while left > 0:
+            data = await read(until)
+            if not data:
+                return
+            left -= len(data)
+    except (TimeoutError, httpx.HTTPError):
         pass
 
 
-def _body_bytes(response: httpx.Response) -> Any:
-    """The body's bytes as they arrive. Without a content-encoding, straight from the
-    transport's stream (skipping httpx's decoder layers, about 1 µs a read); with one,
-    through httpx's decoders."""
+BodyReader = Callable[[float | None], Awaitable[bytes]]
+
+
+def _body_reader(response: httpx.Response) -> BodyReader:
+    """`read(until)`: the body's next bytes as they arrive, b"" at its end, waiting no later
+    than `until` (loop time; TimeoutError or httpx.ReadTimeout past it). Without a
+    content-encoding, our StreamTransport's own reader: no async-iterator layers and no
+    timer per read. Otherwise httpx's decoded bytes, each wait under asyncio.timeout_at."""
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
-    if encoding in ("", "identity"):
-        return response.stream.__aiter__()  # type: ignore[union-attr]
-    return response.aiter_bytes().__aiter__()
+    identity = encoding in ("", "identity")
+    fast = response.extensions.get(BODY_READER) if identity else None
+    if fast is not None:
+        return fast
+    it = (response.stream if identity else response.aiter_bytes()).__aiter__()  # type: ignore[union-attr]
+
+    async def read(until: float | None) -> bytes:
+        try:
+            while True:
+                if until is None:
+                    data = await it.__anext__()
+                else:
+                    async with asyncio.timeout_at(until):
+                        data = await it.__anext__()
+                if data:
+                    return data
+        except StopAsyncIteration:
+            return b""
+
+    return read
 
 
 def _fail(rec: RequestMetrics, exc: LLMError) -> None:

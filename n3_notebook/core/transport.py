@@ -27,6 +27,9 @@ MAX_CHUNK_LINE = 4096
 KEEPALIVE_EXPIRY = 5.0  # seconds an idle connection is kept
 HIGH_WATER = 1 << 20  # pause reading when this much is buffered and not consumed
 _NO_BODY_STATUS = {204, 304}
+#: Response extension holding the body's `read(until=None)` coroutine function, for readers
+#: that want one read at a time without an async-iterator layer or a timer per read.
+BODY_READER = "n3_body_read"
 
 
 class _Protocol(asyncio.Protocol):
@@ -39,7 +42,10 @@ class _Protocol(asyncio.Protocol):
         "error",
         "paused",
         "received",
+        "timer",
+        "timer_at",
         "transport",
+        "until",
         "waiter",
         "writable",
     )
@@ -54,6 +60,9 @@ class _Protocol(asyncio.Protocol):
         self.paused = False
         self.received = 0
         self.writable: asyncio.Future[None] | None = None
+        self.until: float | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -76,6 +85,7 @@ class _Protocol(asyncio.Protocol):
         self.closed = True
         self.error = exc
         self._wake()
+        self.stop_timer()
         if self.writable is not None and not self.writable.done():
             self.writable.set_result(None)
 
@@ -91,6 +101,37 @@ class _Protocol(asyncio.Protocol):
         w = self.waiter
         if w is not None and not w.done():
             w.set_result(None)
+
+    def wait(self, loop: asyncio.AbstractEventLoop, until: float | None) -> asyncio.Future[None]:
+        """A future for the next socket event; with `until` (loop time) it fails with
+        TimeoutError if none comes by then. A stream waits once per network read, so one
+        timer serves many waits: it is armed once and, when it fires while data has kept
+        coming (each wait moves `until` on), re-armed for the current `until`. That costs
+        a timer per timeout period instead of a timer made and cancelled per read."""
+        fut = self.waiter = loop.create_future()
+        self.until = until
+        if until is not None and (self.timer is None or self.timer_at > until):
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer_at = until
+            self.timer = loop.call_at(until, self._expire, loop)
+        return fut
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.timer = None
+        w, until = self.waiter, self.until
+        if w is None or w.done() or until is None:
+            return  # nobody waits: the next wait arms a timer again
+        if loop.time() >= until:
+            w.set_exception(TimeoutError())
+        else:
+            self.timer_at = until
+            self.timer = loop.call_at(until, self._expire, loop)
+
+    def stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
     def take(self) -> bytes:
         data = bytes(self.buffer)
@@ -121,23 +162,25 @@ class _Connection:
         )
 
     def close(self) -> None:
+        self.protocol.stop_timer()
         if not self.transport.is_closing():
             self.transport.close()
 
-    async def read(self, timeout: float | None, request: httpx.Request) -> bytes:
-        """What has arrived (waiting for it if nothing has); b"" at end of stream."""
+    async def read(
+        self, timeout: float | None, request: httpx.Request, until: float | None = None
+    ) -> bytes:
+        """What has arrived (waiting for it if nothing has); b"" at end of stream. Waits at
+        most `timeout` seconds, and not past `until` (loop time) if given."""
         p = self.protocol
         if not p.buffer:
             if p.eof:
                 return b""
             loop = asyncio.get_running_loop()
-            p.waiter = loop.create_future()
+            limit = None if timeout is None else loop.time() + timeout
+            if until is not None and (limit is None or until < limit):
+                limit = until
             try:
-                if timeout is None:
-                    await p.waiter
-                else:
-                    async with asyncio.timeout(timeout):
-                        await p.waiter
+                await p.wait(loop, limit)
             except TimeoutError:
                 raise httpx.ReadTimeout(
                     "timed out waiting for the response", request=request
@@ -267,50 +310,55 @@ class _Body(httpx.AsyncByteStream):
         self._timeout = read_timeout
         self._complete = framing == "none"
         self._released = False
+        self._chunked = _Chunked() if framing == "chunked" else None
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        if self._complete:
-            return
-        conn, request, timeout = self._conn, self._request, self._timeout
-        framing = self._framing
-        chunked = _Chunked() if framing == "chunked" else None
-        data = self._rest
-        self._rest = b""
-        while True:
-            if not data:
-                data = await conn.read(timeout, request)
+    async def read(self, until: float | None = None) -> bytes:
+        """The next piece of the body, decoded (what one network read brought); b"" at its
+        end. `until` (loop time) bounds the wait besides the read timeout: past it,
+        httpx.ReadTimeout."""
+        while not self._complete:
+            data = self._rest
+            if data:
+                self._rest = b""
+            else:
+                data = await self._conn.read(self._timeout, self._request, until)
                 if not data:
-                    if framing == "close":
+                    if self._framing == "close":
                         self._complete = True
-                        return
+                        return b""
                     raise httpx.RemoteProtocolError(
                         "peer closed connection without sending complete message body",
-                        request=request,
+                        request=self._request,
                     )
+            chunked = self._chunked
             if chunked is not None:
                 payload, extra = chunked.feed(data)
-                if payload:
-                    yield payload
                 if chunked.done:
                     self._complete = True
                     if extra:
                         self._keepalive = False  # bytes after the body: do not reuse
-                    return
-            elif framing == "length":
+                if payload:
+                    return payload
+            elif self._framing == "length":
                 if len(data) >= self._left:
-                    piece = data[: self._left]
                     if len(data) > self._left:
                         self._keepalive = False
+                    data = data[: self._left]
                     self._left = 0
                     self._complete = True
-                    if piece:
-                        yield piece
-                    return
-                self._left -= len(data)
-                yield data
+                    if data:
+                        return data
+                else:
+                    self._left -= len(data)
+                    return data
             else:
-                yield data
-            data = b""
+                return data
+        return b""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        read = self.read
+        while data := await read():
+            yield data
 
     async def aclose(self) -> None:
         if self._released:
@@ -407,6 +455,7 @@ class StreamTransport(httpx.AsyncBaseTransport):
         if self._slots is not None:
             self._slots.release()
         if reusable and not self._closed and self._idle_count < self.max_keepalive:
+            conn.protocol.stop_timer()
             conn.idle_since = time.monotonic()
             self._idle.setdefault(conn.origin, []).append(conn)
             self._idle_count += 1
@@ -491,7 +540,11 @@ class StreamTransport(httpx.AsyncBaseTransport):
             headers=raw_headers,
             stream=body_stream,
             request=request,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
+            extensions={
+                "http_version": b"HTTP/1.1",
+                "reason_phrase": reason,
+                BODY_READER: body_stream.read,
+            },
         )
 
     async def _read_head(

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from n3_notebook.core.transport import StreamTransport, _Chunked
+from n3_notebook.core.transport import BODY_READER, StreamTransport, _Chunked
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -335,3 +335,79 @@ async def test_unsupported_scheme():
     async with client() as c:
         with pytest.raises(httpx.UnsupportedProtocol):
             await c.get("ftp://127.0.0.1/")
+
+
+def _trickle(count: int, gap: float, then_stall: bool = True, requests: int = 1) -> Handler:
+    """Chunked bodies of `count` pieces `gap` seconds apart, then silence (or their end)."""
+
+    async def handler(reader, writer):
+        for _ in range(requests):
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+            for i in range(count):
+                writer.write(b"2\r\n%02d\r\n" % i)
+                await writer.drain()
+                await asyncio.sleep(gap)
+            if not then_stall:
+                writer.write(b"0\r\n\r\n")
+        await reader.read()
+
+    return handler
+
+
+async def test_one_timer_serves_many_reads_and_the_read_timeout_still_fires():
+    """The read timeout is one lazily re-armed timer per connection, not a timer made and
+    cancelled per read; silence after many reads still ends in ReadTimeout on time."""
+    loop = asyncio.get_running_loop()
+    armed = []
+    real_call_at = loop.call_at
+
+    def counting_call_at(when, callback, *args, **kw):
+        if getattr(callback, "__name__", "") != "_set_result_unless_cancelled":  # not a sleep
+            armed.append(when)
+        return real_call_at(when, callback, *args, **kw)
+
+    slow = httpx.AsyncClient(transport=StreamTransport(), timeout=httpx.Timeout(5.0, read=0.3))
+    async with server(_trickle(40, 0.005)) as (url, _), slow as c:
+        async with c.stream("GET", url) as r:
+            read = r.extensions[BODY_READER]
+            loop.call_at = counting_call_at  # type: ignore[method-assign]
+            try:
+                got = b""
+                while len(got) < 80:
+                    got += await read()
+                last = loop.time()
+                with pytest.raises(httpx.ReadTimeout):
+                    await read()
+                waited = loop.time() - last
+            finally:
+                del loop.call_at
+    assert got == b"".join(b"%02d" % i for i in range(40))
+    assert len(armed) <= 3, f"{len(armed)} timers for 40 reads"
+    assert 0.25 <= waited < 1.5
+
+
+async def test_body_reader_until_bounds_one_wait():
+    async with server(_trickle(1, 0.0)) as (url, _), client() as c:
+        async with c.stream("GET", url) as r:
+            read = r.extensions[BODY_READER]
+            assert await read() == b"00"
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            with pytest.raises(httpx.ReadTimeout):
+                await read(start + 0.1)  # the client's read timeout is 5 s
+            assert 0.08 <= loop.time() - start < 1.0
+
+
+async def test_body_reader_returns_empty_at_the_end_and_reuses_the_connection():
+    handler = _trickle(3, 0.0, then_stall=False, requests=2)
+    async with server(handler) as (url, stats), client() as c:
+        for _ in range(2):
+            async with c.stream("GET", url) as r:
+                read = r.extensions[BODY_READER]
+                got = b""
+                while piece := await read():
+                    got += piece
+                assert got == b"000102"
+                assert await read() == b""
+        assert stats["connections"] == 1
