@@ -43,7 +43,7 @@ from ..core.offline import is_offline
 from ..core.pricing import cost
 from ..core.redact import register_secret
 from ..core.registry import get_provider_class, resolve_model
-from ..core.types import StreamConfig
+from ..core.types import Message, StreamConfig
 from .errors import ServeError, error_body, from_exception, from_step_error
 from .jobs import Job, Lifecycle, Output, json_error
 from .metrics import MetricsMiddleware, ServiceMetrics
@@ -604,8 +604,11 @@ def _generate_stream(state: ServeState, req: GenerateRequest) -> Any:
     async def work(out: Output) -> None:
         try:
             provider = _client_provider(state, req.model)
-            stream = provider.stream_generate(
-                req.prompt, system=req.system, stream_config=state.stream_config, **_params(req)
+            stream = provider.stream_chat_batches(
+                [Message("user", req.prompt)],
+                system=req.system,
+                stream_config=state.stream_config,
+                **_params(req),
             )
         except (LLMError, ServeError) as exc:
             out.error(from_exception(exc, client_model=True))
@@ -613,24 +616,27 @@ def _generate_stream(state: ServeState, req: GenerateRequest) -> Any:
         builder = ResponseBuilder(provider.name, provider.model)
         add = builder.add
         try:
-            # The first chunk before the headers: an upstream error before any text is a
+            # The first read before the headers: an upstream error before any text is a
             # proper HTTP status (502, 504, ...), not a 200 with an error event.
             try:
-                chunk = await anext(stream, None)
+                batch = await anext(stream, None)
             except LLMError as exc:
                 out.error(from_exception(exc, client_model=True))
                 return
             out.start_sse()
             emit = out.event
             try:
-                while chunk is not None:
-                    add(chunk)
-                    if chunk.content:
-                        if out.first_token_at is None:
-                            out.first_token()
-                        emit("token", {"text": chunk.content})
-                        await out.flush()
-                    chunk = await anext(stream, None)
+                # One write per upstream read: when reads carry several tokens (a busy
+                # server reads less often), their events go out together.
+                while batch is not None:
+                    for chunk in batch:
+                        add(chunk)
+                        if chunk.content:
+                            if out.first_token_at is None:
+                                out.first_token()
+                            emit("token", {"text": chunk.content})
+                    await out.flush()
+                    batch = await anext(stream, None)
             except LLMError as exc:
                 err = from_exception(exc, client_model=True)
                 emit("error", err.body())

@@ -32,8 +32,11 @@ from .app import (
     create_app,
 )
 from .loader import ChainFileError, load_chains
+from .loop import FACTORY as LOOP_FACTORY
 
 APP_FACTORY = "n3_notebook.serve.app:app_from_env"
+#: Connections the kernel queues for us (Linux caps it at net.core.somaxconn).
+BACKLOG = 4096
 #: uvicorn's own backstop after the app's grace period (it cancels what still runs).
 BACKSTOP = 5
 
@@ -133,15 +136,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(uvicorn: Any, args: argparse.Namespace, grace: float) -> None:
-    uvicorn.run(
+    """uvicorn.run's two cases (one process, or a supervisor of N workers), always on a
+    socket bound here, so every worker serves it through our accepting listener (loop.py)."""
+    config = uvicorn.Config(
         APP_FACTORY,
         factory=True,
         host=args.host,
         port=args.port,
-        workers=args.workers if args.workers > 1 else None,
+        workers=args.workers,
         log_level=args.log_level,
         access_log=not args.no_access_log,
         lifespan="on",
-        backlog=4096,
+        backlog=BACKLOG,
+        loop=LOOP_FACTORY,
         timeout_graceful_shutdown=int(grace) + BACKSTOP,
     )
+    server = uvicorn.Server(config)
+    sock = config.bind_socket()
+    if args.workers > 1:
+        import inspect
+
+        from uvicorn.supervisors import Multiprocess
+
+        if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn
+            Multiprocess(config, target=server.run, sockets=[sock]).run()
+        else:
+            Multiprocess(config, sockets=[sock]).run()
+    else:
+        server.run(sockets=[sock])
