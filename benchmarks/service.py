@@ -189,6 +189,7 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
         if not r[0]:
             reasons[r[3]] = reasons.get(r[3], 0) + 1
     return {
+        "cpu_s": time.process_time(),
         "completed": len(ok),
         "failed": n - len(ok),
         "failures": reasons,
@@ -256,6 +257,12 @@ def _service_spec(port: int, n: int) -> dict[str, Any]:
         "n": n,
         "rate": RAMP_RATE,
     }
+
+
+def _cores_busy(r: dict[str, Any]) -> float:
+    """Mean cores used by service, upstream and load generator over the run's wall time."""
+    cpu = (r.get("service_cpu_s") or 0.0) + r["upstream_cpu_s"] + r["cpu_s"]
+    return round(cpu / r["wall_s"], 2)
 
 
 # --------------------------------------------------------------------------- the service
@@ -411,9 +418,10 @@ def run(quick: bool = False) -> dict[str, Any]:
     runs = QUICK_CHAIN_RUNS if quick else CHAIN_RUNS
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
+    upstream_proc = ServerProcess()
     with (
         tempfile.TemporaryDirectory() as tmp,
-        ServerProcess() as upstream,
+        upstream_proc as upstream,
         EmulatorProcess(token_delay=EMU_DELAY, first_token_delay=EMU_FIRST) as emu,
     ):
         file = Path(tmp) / "bench.n3"
@@ -423,11 +431,15 @@ def run(quick: bool = False) -> dict[str, Any]:
         try:
             service.wait_ready()
             _run_loadgen(_service_spec(service.port, 50))  # warm-up: providers, imports
+            up_pid = upstream_proc.proc.pid  # type: ignore[union-attr]
             for n in levels:
+                up0 = process_cpu_seconds(up_pid)
                 direct = _run_loadgen(_direct_spec(upstream_port, n))
-                cpu0 = service.worker_cpu()
+                direct["upstream_cpu_s"] = round(process_cpu_seconds(up_pid) - up0, 2)
+                cpu0, up0 = service.worker_cpu(), process_cpu_seconds(up_pid)
                 served = _run_loadgen(_service_spec(service.port, n))
                 cpu = service.worker_cpu() - cpu0
+                served["upstream_cpu_s"] = round(process_cpu_seconds(up_pid) - up0, 2)
                 served["service_cpu_s"] = round(cpu, 2)
                 relayed = served["completed"] * TOKENS
                 served["cpu_us_per_token"] = round(1e6 * cpu / relayed, 1) if relayed else None
@@ -448,9 +460,12 @@ def run(quick: bool = False) -> dict[str, Any]:
                                     "peak_open",
                                     "wall_s",
                                     "service_cpu_s",
+                                    "upstream_cpu_s",
                                     "cpu_us_per_token",
                                 )
                             },
+                            "loadgen_cpu_s": round(r["cpu_s"], 2),
+                            "cores_busy": _cores_busy(r),
                             "failures": ", ".join(f"{k}: {v}" for k, v in r["failures"].items()),
                         }
                     )
@@ -499,6 +514,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             "wall_s",
             "service_cpu_s",
             "cpu_us_per_token",
+            "upstream_cpu_s",
+            "loadgen_cpu_s",
+            "cores_busy",
             "failures",
         ],
         "summary": summary,

@@ -3,9 +3,10 @@ from pre-encoded bytes, so the server is never what a benchmark measures.
 
 The model name says what to send: `bench-<tokens>-<delay_ms>`, e.g. `bench-20000-0` (all at
 once) or `bench-50-20` (50 tokens, one every 20 ms). Paced streams share one ticker per
-pace, which writes the next event to every stream due, so thousands of streams cost one
-timer, not thousands. HTTP/1.1 keep-alive with chunked bodies. This is a measuring tool,
-not a product server: it parses only what our clients send.
+pace, which writes what is due to every stream, so thousands of streams cost one timer,
+not thousands (and frames that fell due together go out in one write). HTTP/1.1
+keep-alive with chunked bodies. This is a measuring tool, not a product server: it parses
+only what our clients send.
 
     python -m benchmarks.stream_server [--port P]     # prints "ready <port>" when listening
 """
@@ -126,35 +127,50 @@ def anthropic_events(tokens: int) -> tuple[bytes, tuple[bytes, ...], bytes]:
 
 
 class _Ticker:
-    """Writes the next frame of every stream with this pace, every `delay` seconds."""
+    """Paces every stream with this delay on one shared clock of ticks, `delay` apart: a
+    stream added during tick n gets frame k at tick n + k, never sooner. Each pass writes
+    to every stream what is due; when the machine is too busy for a pass per tick, the
+    frames that fell due meanwhile go out together, in one write, as a real server's
+    socket buffer would send them, instead of the server lagging further behind."""
 
     def __init__(self, delay: float) -> None:
         self.delay = delay
-        self.streams: list[list] = []  # [transport, frames, index, tail, proto]
+        self.streams: list[list] = []  # [transport, frames, sent, tail, proto, start_tick]
         self.task: asyncio.Task | None = None
+        self.origin = 0.0
 
-    def add(self, stream: list) -> None:
-        self.streams.append(stream)
+    def _tick(self, now: float) -> int:
+        return int((now - self.origin) / self.delay)
+
+    def add(self, transport: asyncio.Transport, frames: tuple, tail: bytes, proto) -> None:
+        loop = asyncio.get_running_loop()
         if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._run())
+            self.origin = loop.time()
+            self.task = loop.create_task(self._run())
+        self.streams.append([transport, frames, 0, tail, proto, self._tick(loop.time())])
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
-        next_at = loop.time()
+        last = 0
         while self.streams:
-            next_at += self.delay
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            await asyncio.sleep(max(0.0, self.origin + (last + 1) * self.delay - loop.time()))
+            last = tick = max(last + 1, self._tick(loop.time()))
             alive = []
             for s in self.streams:
-                transport, frames, i, tail, proto = s
+                transport, frames, sent, tail, proto, start = s
                 if transport.is_closing():
                     continue
-                if i < len(frames):
-                    transport.write(frames[i])
-                    s[2] = i + 1
+                due = min(len(frames), tick - start)
+                if due <= sent:
+                    alive.append(s)
+                    continue
+                data = frames[sent] if due == sent + 1 else b"".join(frames[sent:due])
+                s[2] = due
+                if due < len(frames):
+                    transport.write(data)
                     alive.append(s)
                 else:
-                    transport.write(tail)
+                    transport.write(data + tail)
                     proto.busy = False
                     proto.maybe_next()
             self.streams = alive
@@ -217,7 +233,7 @@ class BenchProtocol(asyncio.Protocol):
         ticker = _tickers.get(delay)
         if ticker is None:
             ticker = _tickers[delay] = _Ticker(delay)
-        ticker.add([self.transport, frames, 0, tail, self])
+        ticker.add(self.transport, frames, tail, self)
 
 
 async def serve(port: int) -> None:
