@@ -7,7 +7,7 @@ import shutil
 bind = os.environ.get("N3_BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("N3_WORKERS", "2"))
 # The maintained UvicornWorker (uvicorn.workers.UvicornWorker is the deprecated alias).
-worker_class = "uvicorn_worker.UvicornWorker"
+worker_class = "n3_notebook.serve.worker.Worker"  # uvicorn-worker's, accepting in batches
 # The app stops running streams cleanly after N3_SERVE_GRACE_PERIOD (default 25 s);
 # gunicorn kills a worker that is still busy after graceful_timeout, so keep it longer.
 graceful_timeout = int(float(os.environ.get("N3_SERVE_GRACE_PERIOD", "25"))) + 5

@@ -122,8 +122,10 @@ def _accepting_loop_class(base: type[asyncio.AbstractEventLoop]) -> type:
             self, protocol_factory: Any, host: Any = None, port: Any = None, **kwargs: Any
         ) -> asyncio.AbstractServer:
             sock = kwargs.get("sock")
+            if sock is not None and not isinstance(sock, socket.socket):
+                sock = getattr(sock, "sock", None)  # gunicorn's listener wraps the socket
             if (
-                sock is None
+                not isinstance(sock, socket.socket)
                 or kwargs.get("ssl") is not None
                 or sock.family not in (socket.AF_INET, socket.AF_INET6)
                 or kwargs.get("start_serving", True) is False

@@ -368,35 +368,33 @@ async def test_one_timer_serves_many_reads_and_the_read_timeout_still_fires():
         return real_call_at(when, callback, *args, **kw)
 
     slow = httpx.AsyncClient(transport=StreamTransport(), timeout=httpx.Timeout(5.0, read=0.3))
-    async with server(_trickle(40, 0.005)) as (url, _), slow as c:
-        async with c.stream("GET", url) as r:
-            read = r.extensions[BODY_READER]
-            loop.call_at = counting_call_at  # type: ignore[method-assign]
-            try:
-                got = b""
-                while len(got) < 80:
-                    got += await read()
-                last = loop.time()
-                with pytest.raises(httpx.ReadTimeout):
-                    await read()
-                waited = loop.time() - last
-            finally:
-                del loop.call_at
+    async with server(_trickle(40, 0.005)) as (url, _), slow as c, c.stream("GET", url) as r:
+        read = r.extensions[BODY_READER]
+        loop.call_at = counting_call_at  # type: ignore[method-assign]
+        try:
+            got = b""
+            while len(got) < 80:
+                got += await read()
+            last = loop.time()
+            with pytest.raises(httpx.ReadTimeout):
+                await read()
+            waited = loop.time() - last
+        finally:
+            del loop.call_at
     assert got == b"".join(b"%02d" % i for i in range(40))
     assert len(armed) <= 3, f"{len(armed)} timers for 40 reads"
     assert 0.25 <= waited < 1.5
 
 
 async def test_body_reader_until_bounds_one_wait():
-    async with server(_trickle(1, 0.0)) as (url, _), client() as c:
-        async with c.stream("GET", url) as r:
-            read = r.extensions[BODY_READER]
-            assert await read() == b"00"
-            loop = asyncio.get_running_loop()
-            start = loop.time()
-            with pytest.raises(httpx.ReadTimeout):
-                await read(start + 0.1)  # the client's read timeout is 5 s
-            assert 0.08 <= loop.time() - start < 1.0
+    async with server(_trickle(1, 0.0)) as (url, _), client() as c, c.stream("GET", url) as r:
+        read = r.extensions[BODY_READER]
+        assert await read() == b"00"
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        with pytest.raises(httpx.ReadTimeout):
+            await read(start + 0.1)  # the client's read timeout is 5 s
+        assert 0.08 <= loop.time() - start < 1.0
 
 
 async def test_body_reader_returns_empty_at_the_end_and_reuses_the_connection():
