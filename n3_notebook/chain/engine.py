@@ -66,6 +66,29 @@ async def stream_chain(
     model without a key) raises ChainError before any request is sent. Closing the
     generator or cancelling its consumer cancels every running step (closing its
     connection) and starts nothing new."""
+    batches = stream_chain_batches(
+        chain, inputs, namespace, provider_factory, default_model, stream_config, result
+    )
+    try:
+        async for batch in batches:
+            for event in batch:
+                yield event
+    finally:
+        await batches.aclose()
+
+
+async def stream_chain_batches(
+    chain: Chain,
+    inputs: dict[str, Any],
+    namespace: Mapping[str, Any] | None = None,
+    provider_factory: ProviderFactory | None = None,
+    default_model: str | None = None,
+    stream_config: StreamConfig | None = None,
+    result: ChainResult | None = None,
+) -> AsyncIterator[list[ChainEvent]]:
+    """stream_chain, a list of events at a time: each list is every event ready when the
+    consumer asked (the tokens one network read brought, for one), so a relay can write
+    them at once. The events and their order are exactly stream_chain's."""
     values = chain.resolve_inputs(inputs)
     outside = dict(namespace or {})
     chain.check_references({**outside, **values})
@@ -175,14 +198,23 @@ async def stream_chain(
         running = len(tasks)
         while running:
             event = await queue.get()
-            if event is _FINISHED:
-                running -= 1
-            else:
-                yield event
+            batch = []
+            while True:
+                if event is _FINISHED:
+                    running -= 1
+                else:
+                    batch.append(event)
+                if queue.empty():
+                    break
+                event = queue.get_nowait()
+            if batch:
+                yield batch
         res.duration = time.perf_counter() - started
-        yield ChainEvent(
-            "chain_done", None, {"ok": res.ok, "duration": res.duration, "outputs": res.outputs}
-        )
+        yield [
+            ChainEvent(
+                "chain_done", None, {"ok": res.ok, "duration": res.duration, "outputs": res.outputs}
+            )
+        ]
     finally:
         try:
             for t in tasks:

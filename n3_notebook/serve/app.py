@@ -34,7 +34,7 @@ from starlette.responses import Response
 
 from .. import __version__
 from ..chain import Chain, ChainError, ChainResult
-from ..chain.engine import stream_chain
+from ..chain.engine import stream_chain_batches
 from ..chain.model import REQUIRED
 from ..core.base import BaseProvider
 from ..core.collect import ResponseBuilder
@@ -448,7 +448,7 @@ def _chain_gen(state: ServeState, name: str, inputs: dict[str, Any], result: Cha
         return pool.get(spec)
 
     chain = state.chains[name]
-    return stream_chain(
+    return stream_chain_batches(
         chain,
         inputs,
         namespace=state.namespace,
@@ -506,28 +506,29 @@ def _chain_stream(state: ServeState, name: str, inputs: dict[str, Any]) -> Any:
         gen = _chain_gen(state, name, inputs, result)
         try:
             try:
-                event = await anext(gen)
+                batch = await anext(gen)
             except ChainError as exc:
                 out.error(from_exception(exc))
                 return
             out.start_sse()
             emit = out.event
-            while event is not None:
-                kind = event.type
-                data = event.as_dict()
-                if kind == "token":
-                    if out.first_token_at is None:
-                        out.first_token()
-                elif kind == "step_failed":
-                    e = from_step_error(event.step or "", data.get("error") or "failed")
-                    data["error"] = e.message
-                    data["error_type"] = e.type
-                    for key in ("provider", "upstream_status", "request_id"):
-                        if key in e.extra:
-                            data[key] = e.extra[key]
-                emit(kind, data)
-                await out.flush()
-                event = await anext(gen, None)
+            while batch is not None:
+                for event in batch:
+                    kind = event.type
+                    data = event.as_dict()
+                    if kind == "token":
+                        if out.first_token_at is None:
+                            out.first_token()
+                    elif kind == "step_failed":
+                        e = from_step_error(event.step or "", data.get("error") or "failed")
+                        data["error"] = e.message
+                        data["error_type"] = e.type
+                        for key in ("provider", "upstream_status", "request_id"):
+                            if key in e.extra:
+                                data[key] = e.extra[key]
+                    emit(kind, data)
+                await out.flush()  # what was ready together goes out in one write
+                batch = await anext(gen, None)
         finally:
             await gen.aclose()
         u = result.usage

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from n3_notebook.chain import Chain, ChainError, ChainResult
-from n3_notebook.chain.engine import stream_chain
+from n3_notebook.chain.engine import stream_chain, stream_chain_batches
 from n3_notebook.core import pricing
 from n3_notebook.core.types import Usage
 from n3_notebook.emulator import expected_answer
@@ -522,3 +522,40 @@ async def test_inputs_as_a_mapping_take_any_name(factory):
         await simple.run({"topic": "a"}, topic="b", provider_factory=factory)
     with pytest.raises(ChainError, match="given twice"):
         simple.stream({"topic": "a"}, topic="b", provider_factory=factory)
+
+
+PARALLEL = """\
+step a: openai:gpt-4o-mini, max_tokens=8
+    one
+step b: anthropic:claude-3-5-haiku-latest, max_tokens=8
+    two
+step c: gemini:gemini-2.0-flash, max_tokens=8
+    {a} and {b}
+"""
+
+
+async def test_batches_are_the_stream_grouped_by_readiness(emu, factory) -> None:
+    chain = Chain.parse(PARALLEL, "par")
+    gen = stream_chain_batches(chain, {}, provider_factory=factory)
+    batches = [b async for b in gen]
+    events = [e for b in batches for e in b]
+    flat = [e async for e in stream_chain(chain, {}, provider_factory=factory)]
+    assert _check_event_order(events, chain) == _check_event_order(flat, chain)
+    assert sorted((e.type, e.step) for e in events) == sorted((e.type, e.step) for e in flat)
+    assert all(batches) and batches[-1] == [events[-1]]
+    # the two steps without dependencies start together: one batch, not one each
+    assert [(e.type, e.step) for e in batches[0]] == [("step_started", "a"), ("step_started", "b")]
+    assert len(batches) < len(events)
+
+
+async def test_a_slow_consumer_gets_what_piled_up_in_one_batch(emu, factory) -> None:
+    chain = Chain.parse(EXAMPLE, "research")
+    gen = stream_chain_batches(chain, {"topic": "tides"}, provider_factory=factory)
+    sizes = []
+    try:
+        async for batch in gen:
+            sizes.append(len(batch))
+            await asyncio.sleep(0.05)  # a relay busy elsewhere: tokens pile up meanwhile
+    finally:
+        await gen.aclose()
+    assert max(sizes) >= 5
