@@ -44,6 +44,7 @@ LEVELS = (250, 500, 1000, 2000, 4000)
 QUICK_LEVELS = (100,)
 TOKENS, DELAY_MS = 200, 20
 RAMP_RATE = 2000.0  # new streams per second
+REPEATS = 3  # runs per level and target (direct, service); rows are their medians
 STREAM_DEADLINE = 120.0  # a stream not done by then counts as failed
 WORKERS = 2
 KEY = "sk-bench-service-not-a-real-key"
@@ -259,6 +260,41 @@ def _service_spec(port: int, n: int) -> dict[str, Any]:
     }
 
 
+def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One run's figures from several: the median of each number; completed is the worst
+    run's (and failed the sum), failure reasons added up."""
+    out: dict[str, Any] = dict(runs[-1])
+    for key, value in runs[-1].items():
+        values = [r.get(key) for r in runs]
+        if isinstance(value, (int, float)) and all(isinstance(v, (int, float)) for v in values):
+            out[key] = statistics.median(values)
+    out["completed"] = min(r["completed"] for r in runs)
+    out["failed"] = sum(r["failed"] for r in runs)
+    reasons: dict[str, int] = {}
+    for r in runs:
+        for k, v in r["failures"].items():
+            reasons[k] = reasons.get(k, 0) + v
+    out["failures"] = reasons
+    return out
+
+
+def _capacity(rows: list[dict[str, Any]], low: int, top: int) -> dict[str, Any]:
+    """What the CPU figures of this run say about the top level: the service's cost per
+    relayed token at the lowest level (one token per read, nothing saturated), the cores
+    that cost means at the top level, and the cores the harness alone took there."""
+    by_name = {r["name"]: r for r in rows}
+    us = by_name[f"service @ C={low}"].get("cpu_us_per_token")
+    if not us:
+        return {}
+    tokens_per_s = 1000.0 / DELAY_MS
+    return {
+        "service_cpu_us_per_token_one_per_read": us,
+        "streams_per_core_at_that_cost": round(1e6 / (us * tokens_per_s)),
+        f"service_cores_needed_C{top}_at_that_cost": round(top * tokens_per_s * us / 1e6, 1),
+        f"harness_cores_C{top}_direct": by_name[f"direct @ C={top}"].get("cores_busy"),
+    }
+
+
 def _cores_busy(r: dict[str, Any]) -> float:
     """Mean cores used by service, upstream and load generator over the run's wall time."""
     cpu = (r.get("service_cpu_s") or 0.0) + r["upstream_cpu_s"] + r["cpu_s"]
@@ -416,6 +452,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     raise_fd_limit()
     levels = QUICK_LEVELS if quick else LEVELS
     runs = QUICK_CHAIN_RUNS if quick else CHAIN_RUNS
+    repeats = 1 if quick else REPEATS
     rows: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
     upstream_proc = ServerProcess()
@@ -433,16 +470,21 @@ def run(quick: bool = False) -> dict[str, Any]:
             _run_loadgen(_service_spec(service.port, 50))  # warm-up: providers, imports
             up_pid = upstream_proc.proc.pid  # type: ignore[union-attr]
             for n in levels:
-                up0 = process_cpu_seconds(up_pid)
-                direct = _run_loadgen(_direct_spec(upstream_port, n))
-                direct["upstream_cpu_s"] = round(process_cpu_seconds(up_pid) - up0, 2)
-                cpu0, up0 = service.worker_cpu(), process_cpu_seconds(up_pid)
-                served = _run_loadgen(_service_spec(service.port, n))
-                cpu = service.worker_cpu() - cpu0
-                served["upstream_cpu_s"] = round(process_cpu_seconds(up_pid) - up0, 2)
-                served["service_cpu_s"] = round(cpu, 2)
-                relayed = served["completed"] * TOKENS
-                served["cpu_us_per_token"] = round(1e6 * cpu / relayed, 1) if relayed else None
+                directs, serveds = [], []
+                for _ in range(repeats):  # alternating, so both see the same machine
+                    up0 = process_cpu_seconds(up_pid)
+                    direct = _run_loadgen(_direct_spec(upstream_port, n))
+                    direct["upstream_cpu_s"] = round(process_cpu_seconds(up_pid) - up0, 2)
+                    directs.append(direct)
+                    cpu0, up0 = service.worker_cpu(), process_cpu_seconds(up_pid)
+                    served = _run_loadgen(_service_spec(service.port, n))
+                    cpu = service.worker_cpu() - cpu0
+                    served["upstream_cpu_s"] = round(process_cpu_seconds(up_pid) - up0, 2)
+                    served["service_cpu_s"] = round(cpu, 2)
+                    relayed = served["completed"] * TOKENS
+                    served["cpu_us_per_token"] = round(1e6 * cpu / relayed, 1) if relayed else None
+                    serveds.append(served)
+                direct, served = _median_run(directs), _median_run(serveds)
                 for name, r in (("direct", direct), ("service", served)):
                     rows.append(
                         {
@@ -506,6 +548,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     failed = next(r["failed"] for r in rows if r["name"] == f"service @ C={top}")
     summary["target"] = "C=4,000: 0 failed, p99 TTFT overhead < 250 ms"
     summary["target_met"] = bool(top >= 4000 and failed == 0 and p99 is not None and p99 < 250)
+    summary.update(_capacity(rows, min(levels), top))
     return {
         "rows": rows,
         "columns": [
@@ -532,19 +575,24 @@ def run(quick: bool = False) -> dict[str, Any]:
             "delay_ms": DELAY_MS,
             "ramp_per_s": RAMP_RATE,
             "workers": WORKERS,
+            "repeats_per_level": repeats,
             "chain_runs": runs,
             "chain_tokens_per_step": CHAIN_TOKENS,
             "emulator_pacing_s": [EMU_FIRST, EMU_DELAY],
         },
         "notes": [
             "Times in seconds. TTFT from just before connect to the first token event. "
-            "Ideal stream length: 4.0 s (200 tokens x 20 ms).",
+            "Ideal stream length: 4.0 s (200 tokens x 20 ms). Each row: the median of "
+            "each figure over the runs of that level (direct and service alternate); "
+            "completed is the worst run's, failed the sum.",
             "Upstream, service (2 uvicorn workers), load generator and (for chains) the "
             "emulator are separate processes on one machine; they share its cores.",
             "The service reuses its upstream connections (keep-alive); the direct load "
             "generator opens a new connection per stream, as a client would.",
             "Sequential chain runs: each step a blocking provider.generate() (a fresh "
             "connection each time, as the sync facade makes one per call).",
+            "cores_busy: CPU seconds of service, upstream and load generator over the load "
+            "generator's wall time; this machine has 2 cores.",
         ],
     }
 
