@@ -10,7 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from ..core.base import BaseProvider
+from ..core.base import BaseProvider, flatten
 from ..core.collect import ResponseBuilder
 from ..core.errors import LLMError
 from ..core.pricing import response_cost
@@ -51,7 +51,7 @@ _FINISHED = ChainEvent("_finished")  # a step task's last word (never yielded)
 NOT_STARTED = "not started: the chain was cancelled"
 
 
-async def stream_chain(
+def stream_chain(
     chain: Chain,
     inputs: dict[str, Any],
     namespace: Mapping[str, Any] | None = None,
@@ -66,15 +66,11 @@ async def stream_chain(
     model without a key) raises ChainError before any request is sent. Closing the
     generator or cancelling its consumer cancels every running step (closing its
     connection) and starts nothing new."""
-    batches = stream_chain_batches(
-        chain, inputs, namespace, provider_factory, default_model, stream_config, result
+    return flatten(
+        stream_chain_batches(
+            chain, inputs, namespace, provider_factory, default_model, stream_config, result
+        )
     )
-    try:
-        async for batch in batches:
-            for event in batch:
-                yield event
-    finally:
-        await batches.aclose()
 
 
 async def stream_chain_batches(

@@ -514,14 +514,8 @@ class BaseProvider:
                 if not await self._sleep_before_retry(exc, attempt, rec, deadline):
                     raise
 
-    async def _stream(self, spec: RequestSpec, cfg: StreamConfig) -> AsyncIterator[StreamChunk]:
-        batches = self._stream_batches(spec, cfg)
-        try:
-            async for batch in batches:
-                for chunk in batch:
-                    yield chunk
-        finally:
-            await batches.aclose()
+    def _stream(self, spec: RequestSpec, cfg: StreamConfig) -> AsyncIterator[StreamChunk]:
+        return flatten(self._stream_batches(spec, cfg))
 
     async def _stream_batches(
         self, spec: RequestSpec, cfg: StreamConfig
@@ -666,8 +660,11 @@ class BaseProvider:
                 limit = gap_end if limit is None else min(limit, gap_end)
             try:
                 data = await read(limit)
-            except (TimeoutError, httpx.TimeoutException) as exc:
-                if limit is None or loop.time() < limit - 1e-3:  # the client's read timeout
+            except (TimeoutError, httpx.HTTPError) as exc:
+                ours = isinstance(exc, (TimeoutError, httpx.TimeoutException)) and (
+                    limit is not None and loop.time() >= limit - 1e-3
+                )  # else the client's own read timeout, or a broken connection
+                if not ours:
                     raise APIConnectionError(
                         f"the connection broke mid-stream after {rec.chunks} chunks "
                         f"({type(exc).__name__})",
@@ -684,12 +681,6 @@ class BaseProvider:
                     f"no data for {chunk_timeout}s (chunk_timeout) after {rec.chunks} chunks",
                     provider=self.name,
                 ) from exc
-            except httpx.HTTPError as exc:
-                raise APIConnectionError(
-                    f"the connection broke mid-stream after {rec.chunks} chunks "
-                    f"({type(exc).__name__})",
-                    provider=self.name,
-                ) from exc
             if not data:
                 rest = decoder.flush()
                 if rest:
@@ -702,6 +693,16 @@ class BaseProvider:
                 if mapper.done:
                     await _drain(read)
                     return
+
+
+async def flatten(batches: AsyncIterator[list[Any]]) -> AsyncIterator[Any]:
+    """The items of an async generator of lists, one by one; closing this closes it."""
+    try:
+        async for batch in batches:
+            for item in batch:
+                yield item
+    finally:
+        await batches.aclose()  # type: ignore[attr-defined]
 
 
 async def _drain(read: BodyReader) -> None:
