@@ -151,16 +151,15 @@ def _run(uvicorn: Any, args: argparse.Namespace, grace: float) -> None:
         loop=LOOP_FACTORY,
         timeout_graceful_shutdown=int(grace) + BACKSTOP,
     )
-    server = uvicorn.Server(config)
     sock = config.bind_socket()
-    if args.workers > 1:
-        import inspect
+    if args.workers == 1:
+        uvicorn.Server(config).run(sockets=[sock])
+        return
+    import inspect
 
-        from uvicorn.supervisors import Multiprocess
+    from uvicorn.supervisors import Multiprocess
 
-        if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn
-            Multiprocess(config, target=server.run, sockets=[sock]).run()
-        else:
-            Multiprocess(config, sockets=[sock]).run()
-    else:
-        server.run(sockets=[sock])
+    if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn
+        Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+    else:  # each worker makes its own Server from the config
+        Multiprocess(config, sockets=[sock]).run()

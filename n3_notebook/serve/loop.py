@@ -46,12 +46,11 @@ class AcceptAllServer(asyncio.AbstractServer):
         self._loop = loop
         self._factory = protocol_factory
         self._sock = sock
-        self._backlog = max(1, backlog)
         self._serving = False
         self._closed = loop.create_future()
         self._pending: set[asyncio.Task[Any]] = set()
         sock.setblocking(False)
-        sock.listen(self._backlog)
+        sock.listen(max(1, backlog))
         self._start()
 
     # -- accepting -------------------------------------------------------------------
