@@ -129,6 +129,26 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
     return out
 
 
+def wait_healthy(url: str, proc: Any, output: Any, timeout: float = 30.0) -> None:
+    """Until GET url/healthz answers 200; fails with the server's output if the process
+    `proc` exits first or `timeout` seconds pass."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited: {output()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"the server did not start: {output()}")
+
+
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("N3_")}
     env.update(extra)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .conftest import child_env, free_port, parse_sse
+from .conftest import child_env, free_port, parse_sse, wait_healthy
 
 pytest.importorskip("gunicorn")
 pytest.importorskip("uvicorn_worker")
@@ -55,16 +54,7 @@ def test_gunicorn_with_the_deploy_config_serves_and_stops_on_sigterm(tmp_path):
 
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, output()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, output()
-            time.sleep(0.2)
+        wait_healthy(url, proc, output, timeout=60)
         for i in range(6):
             with httpx.stream(
                 "POST",

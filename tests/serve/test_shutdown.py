@@ -16,7 +16,7 @@ import pytest
 
 from n3_notebook.emulator import run_emulator
 
-from .conftest import SECRET_KEY, child_env, free_port, parse_sse
+from .conftest import SECRET_KEY, child_env, free_port, parse_sse, wait_healthy
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,17 +52,7 @@ class ServeProcess:
         return self.log.read().decode(errors="replace")
 
     def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the server exited: {self.output()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"the server did not start: {self.output()}")
+        wait_healthy(self.url, self.proc, self.output, timeout)
 
     def close(self) -> None:
         if self.proc.poll() is None:
