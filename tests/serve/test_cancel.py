@@ -127,7 +127,8 @@ async def test_drain_lets_short_streams_finish_and_stops_long_ones_cleanly(serve
     assert long_[-2]["data"]["error"]["type"] == "shutdown"
     assert long_[-1]["data"] == {"ok": False, "reason": "shutdown"}
     assert [e["id"] for e in long_] == list(range(1, len(long_) + 1))
-    records = {r.fault: r for r in emu.records}
+    # The emulator sees the upstream close asynchronously: wait for it, not just read it.
+    records = {r.fault: r for r in [await emu.wait_for_close(i, 3.0) for i in range(2)]}
     assert set(records) == {"long:4000", "long:300"}, records
     assert records["long:300"].completed
     assert records["long:4000"].client_disconnected and records["long:4000"].tokens_sent < 4000
