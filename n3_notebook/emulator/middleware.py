@@ -37,12 +37,14 @@ class RecordingMiddleware:
                     if name.lower() in _REQUEST_ID_HEADERS:
                         fields["request_id"] = value.decode("latin-1")
                 recorder.update(record, **fields)
-            await send(message)
-            if message["type"] == "http.response.body":
+            # Recorded before the send: once a client has read a chunk (or the end of
+            # the response), the record already says so, with no race against this task.
+            elif message["type"] == "http.response.body":
                 if message.get("body"):
                     recorder.count_chunk(record)
                 if not message.get("more_body", False):
                     recorder.close(record, completed=True)
+            await send(message)
 
         try:
             await self.app(scope, receive, recording_send)

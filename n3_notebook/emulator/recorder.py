@@ -29,6 +29,11 @@ MAX_RECORDS = 10_000
 
 @dataclass
 class RequestRecord:
+    """One request the emulator served.  Counts and ``completed`` are updated just before
+    the bytes are handed to the server, so a client that has read a whole response finds
+    ``completed`` already true; a disconnect is only known once the emulator sees it (use
+    ``wait_for_close``)."""
+
     id: int
     method: str
     path: str

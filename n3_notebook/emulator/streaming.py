@@ -96,9 +96,9 @@ class Writer:
 
     async def write(self, data: bytes, *, token: bool = False) -> None:
         await self._start()
-        await self._send({"type": "http.response.body", "body": data, "more_body": True})
         if token and self._recorder is not None and self._record is not None:
-            self._recorder.count_token(self._record)
+            self._recorder.count_token(self._record)  # before the send, like the chunk count
+        await self._send({"type": "http.response.body", "body": data, "more_body": True})
 
     async def finish(self) -> None:
         await self._start()

@@ -274,3 +274,16 @@ def test_record_list_is_bounded():
         record = recorder.open("GET", f"/{index}", [], [])
         recorder.close(record, completed=True)
     assert [r.path for r in recorder.snapshot()] == ["/2", "/3", "/4"]
+
+
+def test_a_response_read_to_the_end_is_already_recorded_complete(emu):
+    """No waiting needed after a full read: the record is updated before the last bytes go."""
+    emu.reset()
+    path, body, headers = openai_req(stream=True)
+    with httpx.Client(base_url=f"http://127.0.0.1:{emu.port}") as client:
+        for i in range(60):
+            with client.stream("POST", path, json=body, headers=headers) as r:
+                chunks = sum(1 for _ in r.iter_raw())
+            rec = emu.records[i]
+            assert rec.completed and rec.closed_at is not None, (i, rec)
+            assert rec.chunks_sent >= chunks and rec.tokens_sent > 0
