@@ -185,6 +185,7 @@ async def stream_chain_batches(
             sr.response = builder.build("error")
             sr.state = "failed"
             sr.error = f"{type(exc).__name__}: {exc}"
+            sr.exception = exc.with_traceback(None)  # keeps no frames of this run alive
             queue.put_nowait(ChainEvent("step_failed", step_name, {"error": sr.error}))
         finally:
             sr.finished = time.perf_counter()

@@ -40,6 +40,9 @@ class StepResult:
     started: float | None = None
     finished: float | None = None
     cost: float | None = None
+    #: What failed the step (an LLMError keeps its provider, HTTP status and request id),
+    #: for callers that need more than the ``error`` text; None unless state is "failed".
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     @property
     def duration(self) -> float | None:

@@ -488,7 +488,7 @@ def _chain_run(state: ServeState, name: str, inputs: dict[str, Any]) -> Any:
             return
         failed = [s for s in result.steps.values() if s.state == "failed"]
         if failed:
-            err = from_step_error(failed[0].name, failed[0].error or "failed")
+            err = from_step_error(failed[0])
         else:
             err = ServeError(500, "internal_error", "the chain did not finish")
         out.json(err.status, {**err.body(), "result": body}, err.headers)
@@ -520,7 +520,7 @@ def _chain_stream(state: ServeState, name: str, inputs: dict[str, Any]) -> Any:
                         if out.first_token_at is None:
                             out.first_token()
                     elif kind == "step_failed":
-                        e = from_step_error(event.step or "", data.get("error") or "failed")
+                        e = from_step_error(result.steps[event.step or ""])
                         data["error"] = e.message
                         data["error_type"] = e.type
                         for key in ("provider", "upstream_status", "request_id"):

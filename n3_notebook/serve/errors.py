@@ -7,11 +7,10 @@ key never leaves the server even if a provider echoed it."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from ..chain.events import StepResult
 from ..chain.model import ChainError
-from ..core import errors as core_errors
 from ..core.errors import (
     ConfigurationError,
     ContentFilteredError,
@@ -59,66 +58,44 @@ def from_exception(exc: BaseException, *, client_model: bool = False) -> ServeEr
     if isinstance(exc, ServeError):
         return exc
     if isinstance(exc, LLMError):
-        return _llm_error(type(exc), exc, str(exc), client_model)
+        return _llm_error(exc, client_model)
     return ServeError(500, "internal_error", "internal error while serving the request")
 
 
-def _llm_error(
-    cls: type[BaseException], exc: LLMError | None, text: str, client_model: bool
-) -> ServeError:
+def _llm_error(exc: LLMError, client_model: bool) -> ServeError:
     extra: dict[str, Any] = {}
-    if exc is not None:
-        if exc.provider:
-            extra["provider"] = exc.provider
-        if exc.status_code is not None:
-            extra["upstream_status"] = exc.status_code
-        if exc.request_id:
-            extra["request_id"] = exc.request_id
-    else:
-        m = re.search(r"HTTP (\d{3}):", text)
-        if m:
-            extra["upstream_status"] = int(m.group(1))
-        m = re.match(r"\[([\w-]+)\]", text)
-        if m:
-            extra["provider"] = m.group(1)
-        m = re.search(r"\(request id ([^)\s]+)\)$", text)
-        if m:
-            extra["request_id"] = m.group(1)
+    if exc.provider:
+        extra["provider"] = exc.provider
+    if exc.status_code is not None:
+        extra["upstream_status"] = exc.status_code
+    if exc.request_id:
+        extra["request_id"] = exc.request_id
     headers: dict[str, str] = {}
-    if issubclass(cls, ChainError):
+    if isinstance(exc, ChainError):
         status, kind = 422, "chain_error"
-    elif issubclass(cls, (UnknownModelError, MissingAPIKeyError)) and client_model:
+    elif isinstance(exc, (UnknownModelError, MissingAPIKeyError)) and client_model:
         status, kind = 400, "model_unavailable"
-    elif issubclass(cls, ConfigurationError):
+    elif isinstance(exc, ConfigurationError):
         status, kind = 500, "configuration_error"
-    elif issubclass(cls, LLMTimeoutError):
+    elif isinstance(exc, LLMTimeoutError):
         status, kind = 504, "upstream_timeout"
-    elif issubclass(cls, (RateLimitError, OverloadedError)):
+    elif isinstance(exc, (RateLimitError, OverloadedError)):
         status, kind = 503, "upstream_overloaded"
         headers["retry-after"] = "1"
-    elif issubclass(cls, ContentFilteredError):
+    elif isinstance(exc, ContentFilteredError):
         status, kind = 422, "content_filtered"
     else:
         status, kind = 502, "upstream_error"
-    return ServeError(status, kind, text, headers, **extra)
+    return ServeError(status, kind, str(exc), headers, **extra)
 
 
-_ERROR_CLASSES: dict[str, type[BaseException]] = {
-    name: obj
-    for name, obj in vars(core_errors).items()
-    if isinstance(obj, type) and issubclass(obj, LLMError)
-}
-_ERROR_CLASSES["ChainError"] = ChainError
-
-
-def from_step_error(step: str, error: str) -> ServeError:
-    """The HTTP form of a failed chain step, from the engine's `"ClassName: message"` text."""
-    name, sep, message = error.partition(": ")
-    cls = _ERROR_CLASSES.get(name) if sep else None
-    if cls is None:
-        err = ServeError(500, "internal_error", f"step {step!r} failed: {error}")
-    else:
-        err = _llm_error(cls, None, message, False)
-        err.message = redact(f"step {step!r} failed: {message}")
-    err.extra["step"] = step
+def from_step_error(step: StepResult) -> ServeError:
+    """The HTTP form of a failed chain step, from the exception that failed it."""
+    exc = step.exception
+    if isinstance(exc, LLMError):
+        err = _llm_error(exc, False)
+        err.message = redact(f"step {step.name!r} failed: {exc}")
+    else:  # not a provider's error: a bug in an adapter
+        err = ServeError(500, "internal_error", f"step {step.name!r} failed: {step.error}")
+    err.extra["step"] = step.name
     return err

@@ -12,6 +12,7 @@ import pytest
 from n3_notebook.chain import Chain, ChainError, ChainResult
 from n3_notebook.chain.engine import stream_chain, stream_chain_batches
 from n3_notebook.core import pricing
+from n3_notebook.core.errors import AuthenticationError
 from n3_notebook.core.types import Usage
 from n3_notebook.emulator import expected_answer
 
@@ -193,6 +194,10 @@ async def test_failed_step_skips_only_its_dependents(emu, factory) -> None:
     assert last == {n: f"step_{s}" for n, s in states.items()}
     assert not result.ok and set(result.outputs) == {"fine", "after_fine"}
     assert "AuthenticationError" in result.steps["bad"].error
+    bad = result.steps["bad"].exception
+    assert isinstance(bad, AuthenticationError) and bad.status_code == 401
+    assert bad.__traceback__ is None  # the result keeps no frames of the run alive
+    assert result.steps["child"].exception is None and result.steps["fine"].exception is None
     assert "bad" in result.steps["child"].error and "failed" in result.steps["child"].error
     assert "child" in result.steps["grandchild"].error
     assert result.steps["child"].response is None  # nothing was sent for a skipped step

@@ -290,3 +290,26 @@ def test_model_allow_list(serve):
     assert ok.status_code == 200
     r = httpx.post(f"{server.url}/v1/generate", json={"prompt": "x", "model": "openai:gpt-4o"})
     assert r.status_code == 400 and r.json()["error"]["type"] == "model_not_allowed"
+
+
+def test_a_rate_limited_step_keeps_its_upstream_details(serve):
+    """The step's own exception decides the answer: 503 with Retry-After, and the
+    provider, status and request id the provider gave, on run and on stream alike."""
+    chain = Chain.parse(
+        "step a: anthropic:claude-3-5-haiku-latest~rate_limit:99, max_tokens=3\n    hi\n",
+        "limited",
+    )
+    server = serve([chain])
+    r = httpx.post(f"{server.url}/chains/limited/run", json={})
+    assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
+    err = r.json()["error"]
+    assert err["type"] == "upstream_overloaded" and err["step"] == "a"
+    assert err["provider"] == "anthropic" and err["upstream_status"] == 429
+    assert err["request_id"] and err["request_id"] in err["message"]
+    assert err["message"].startswith("step 'a' failed: [anthropic] HTTP 429:")
+    with httpx.stream("POST", f"{server.url}/chains/limited/stream", json={}) as s:
+        events = parse_sse(s.read().decode())
+    failed = [e["data"] for e in events if e["event"] == "step_failed"]
+    assert len(failed) == 1 and failed[0]["error_type"] == "upstream_overloaded"
+    assert failed[0]["upstream_status"] == 429 and failed[0]["provider"] == "anthropic"
+    assert failed[0]["request_id"] and failed[0]["request_id"] != err["request_id"]
