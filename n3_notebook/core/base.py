@@ -33,7 +33,13 @@ from .http import DEFAULT_TIMEOUT, RequestSpec, make_client, read_error_body
 from .metrics import MetricsCallback, RequestMetrics, emit, logger
 from .offline import is_offline, offline_endpoint
 from .redact import mask_url, redact, register_secret
-from .retry import RetryConfig, attempts_left, next_delay, should_retry_status
+from .retry import (
+    RetryConfig,
+    attempts_left,
+    next_delay,
+    retry_after_seconds,
+    should_retry_status,
+)
 from .transport import BODY_READER
 from .types import LLMResponse, Message, StreamChunk, StreamConfig, Usage
 
@@ -459,11 +465,9 @@ class BaseProvider:
             status_code=status,
             request_id=request_id,
             provider_message=provider_message,
+            retry_after=retry_after_seconds(response.headers),
         )
         err._n3_retryable = should_retry_status(status, response.headers, self.retry)  # type: ignore[attr-defined]
-        err._n3_headers = {  # type: ignore[attr-defined]
-            k: v for k, v in response.headers.items() if k.lower().startswith("retry-after")
-        }
         return err
 
     async def _sleep_before_retry(
@@ -472,7 +476,7 @@ class BaseProvider:
         """Wait before the next attempt; False if no attempt is left (caller re-raises)."""
         if not getattr(exc, "_n3_retryable", False) or not attempts_left(attempt, self.retry):
             return False
-        delay = next_delay(attempt, self.retry, getattr(exc, "_n3_headers", None))
+        delay = next_delay(attempt, self.retry, exc.retry_after)
         loop = asyncio.get_running_loop()
         if deadline is not None and loop.time() + delay >= deadline:
             return False

@@ -20,6 +20,7 @@ class LLMError(Exception):
         request_id: str | None = None,
         provider_message: str | None = None,
         hint: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.message = redact(str(message))
         self.provider = provider
@@ -27,6 +28,9 @@ class LLMError(Exception):
         self.request_id = request_id
         self.provider_message = redact(provider_message) if provider_message else None
         self.hint = redact(hint) if hint is not None else self.default_hint
+        #: Seconds the provider asked to wait before trying again (its retry-after-ms or
+        #: retry-after header), or None when it said nothing.
+        self.retry_after = retry_after
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -38,6 +42,8 @@ class LLMError(Exception):
         parts.append(self.message)
         if self.hint:
             parts.append(self.hint)
+        if self.retry_after:
+            parts.append(f"The provider asked to wait {self.retry_after:g} s before trying again.")
         if self.request_id:
             parts.append(f"(request id {self.request_id})")
         # redacted again on the way out: a key registered after the error was made is masked
@@ -60,11 +66,14 @@ class LLMError(Exception):
                 self.request_id,
                 self.provider_message,
                 self.hint,
+                self.retry_after,
             ),
         )
 
 
-def _rebuild(cls, message, provider, status_code, request_id, provider_message, hint):
+def _rebuild(
+    cls, message, provider, status_code, request_id, provider_message, hint, retry_after=None
+):
     return cls(
         message,
         provider=provider,
@@ -72,6 +81,7 @@ def _rebuild(cls, message, provider, status_code, request_id, provider_message, 
         request_id=request_id,
         provider_message=provider_message,
         hint=hint,
+        retry_after=retry_after,
     )
 
 

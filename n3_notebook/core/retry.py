@@ -118,16 +118,10 @@ def backoff_delay(attempt: int, config: RetryConfig, rand: float | None = None) 
 
 
 def next_delay(
-    attempt: int,
-    config: RetryConfig,
-    headers: Mapping[str, str] | None = None,
-    rand: float | None = None,
-    now: float | None = None,
+    attempt: int, config: RetryConfig, asked: float | None = None, rand: float | None = None
 ) -> float:
-    """Delay before retry `attempt`: the server's wish if it gave one, else backoff.
-
-    Always capped at max_delay."""
-    asked = retry_after_seconds(headers, now=now)
+    """Delay before retry `attempt`: what the server asked for (`asked`, seconds, from
+    retry_after_seconds) if anything, else backoff. Always capped at max_delay."""
     if asked is not None:
         return min(asked, config.max_delay)
     return backoff_delay(attempt, config, rand)

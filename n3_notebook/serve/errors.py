@@ -7,6 +7,7 @@ key never leaves the server even if a provider echoed it."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ..chain.events import StepResult
@@ -81,7 +82,8 @@ def _llm_error(exc: LLMError, client_model: bool) -> ServeError:
         status, kind = 504, "upstream_timeout"
     elif isinstance(exc, (RateLimitError, OverloadedError)):
         status, kind = 503, "upstream_overloaded"
-        headers["retry-after"] = "1"
+        # the provider's own wait when it gave one (whole seconds, at least 1)
+        headers["retry-after"] = str(max(1, math.ceil(exc.retry_after or 0)))
     elif isinstance(exc, ContentFilteredError):
         status, kind = 422, "content_filtered"
     else:

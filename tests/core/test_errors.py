@@ -160,6 +160,7 @@ def test_pickle_round_trip(cls: type[LLMError]) -> None:
         request_id="rid",
         provider_message="pm",
         hint="h",
+        retry_after=2.5,
     )
     back = pickle.loads(pickle.dumps(err))
     assert type(back) is cls
@@ -173,6 +174,7 @@ def test_pickle_keeps_default_hint_and_none_fields() -> None:
     back = pickle.loads(pickle.dumps(err))
     assert back.hint == AuthenticationError.default_hint
     assert back.provider is None and back.provider_message is None
+    assert back.retry_after is None
 
 
 # --- keys never shown ------------------------------------------------------------------

@@ -244,22 +244,27 @@ def test_backoff_property(
 # --- next_delay ------------------------------------------------------------------------
 
 
+def _asked(headers, now=None):
+    return retry_after_seconds(headers, now=now)
+
+
 def test_next_delay_prefers_the_server() -> None:
-    assert next_delay(1, CFG, {"retry-after": "7"}, rand=0) == 7.0
-    assert next_delay(3, CFG, {"retry-after-ms": "20"}, rand=0) == pytest.approx(0.02)
-    assert next_delay(1, CFG, {"retry-after": "0"}, rand=0) == 0.0
+    assert next_delay(1, CFG, _asked({"retry-after": "7"}), rand=0) == 7.0
+    assert next_delay(3, CFG, _asked({"retry-after-ms": "20"}), rand=0) == pytest.approx(0.02)
+    assert next_delay(1, CFG, _asked({"retry-after": "0"}), rand=0) == 0.0
 
 
 def test_next_delay_caps_the_server_at_max_delay() -> None:
-    assert next_delay(1, CFG, {"retry-after": "3600"}, rand=0) == CFG.max_delay
+    assert next_delay(1, CFG, _asked({"retry-after": "3600"}), rand=0) == CFG.max_delay
     cfg = RetryConfig(max_delay=2.0)
-    assert next_delay(1, cfg, {"retry-after": "Wed, 21 Oct 2015 08:28:00 GMT"}, now=NOW) == 2.0
+    date = {"retry-after": "Wed, 21 Oct 2015 08:28:00 GMT"}
+    assert next_delay(1, cfg, _asked(date, now=NOW)) == 2.0
 
 
 def test_next_delay_falls_back_to_backoff() -> None:
     assert next_delay(2, CFG, None, rand=0) == 2.0
-    assert next_delay(2, CFG, {"retry-after": "garbage"}, rand=0) == 2.0
-    assert next_delay(2, CFG, {}, rand=0.5) == pytest.approx(1.8)
+    assert next_delay(2, CFG, _asked({"retry-after": "garbage"}), rand=0) == 2.0
+    assert next_delay(2, CFG, _asked({}), rand=0.5) == pytest.approx(1.8)
 
 
 def test_named_constants() -> None:

@@ -14,6 +14,7 @@ from n3_notebook import (
     LLMError,
     OverloadedError,
     RateLimitError,
+    RetryConfig,
     ServerError,
     StreamChunk,
     StreamConfig,
@@ -221,9 +222,26 @@ async def test_client_errors_not_retried(sample, status, cls):
 async def test_retries_exhausted_raise_typed(sample):
     rec = Recorder([json_response(429, {"error": {"message": "slow down"}}, {"retry-after": "0"})])
     p = make_provider(sample.provider, sample.model, rec)
-    with pytest.raises(RateLimitError):
+    with pytest.raises(RateLimitError) as info:
         await collect(p.stream_generate("hi"))
     assert len(rec.requests) == 3
+    assert info.value.retry_after == 0.0
+
+
+async def test_the_providers_wait_is_on_the_error(sample):
+    """A 429 that is not retried (max_attempts=1) still says how long the provider asked
+    to wait, so the caller (or the service's Retry-After) can honour it."""
+    rec = Recorder([json_response(429, {"error": {"message": "slow"}}, {"retry-after": "12"})])
+    p = make_provider(sample.provider, sample.model, rec, retry=RetryConfig(max_attempts=1))
+    with pytest.raises(RateLimitError) as info:
+        await collect(p.stream_generate("hi"))
+    assert info.value.retry_after == 12.0 and len(rec.requests) == 1
+    assert "asked to wait 12 s before trying again" in str(info.value)
+    rec = Recorder([json_response(401, {"error": {"message": "bad key"}})])
+    p = make_provider(sample.provider, sample.model, rec)
+    with pytest.raises(APIStatusError) as info:
+        await collect(p.stream_generate("hi"))
+    assert info.value.retry_after is None
 
 
 async def test_html_error_page_is_status_error_with_snippet(sample):
