@@ -9,7 +9,9 @@ The load generator opens C streams at RAMP_RATE new streams a second (C=4,000 ra
 2 s; each stream lasts at least 4 s, so all C are open at once — `peak_open` checks it),
 measures time to the first token from just before connect, and checks every stream ends
 properly with all its tokens. The same generator, ramp and model go straight at the
-upstream for the baseline; "overhead" is service minus direct at each percentile.
+upstream for the baseline; "overhead" is service minus direct at each percentile. At
+PACING_AB_LEVELS a second service, identical but with stream pacing off
+(N3_SERVE_PACING_INTERVAL=0, see n3_notebook/serve/pacing.py), takes its turn too.
 
 Chains: a two-step chain (the second step reads the first's answer) on the emulator in its
 own process (first token after 50 ms, then 2 ms a token, 40 tokens a step). Sequential:
@@ -42,6 +44,7 @@ from .stream_server import ServerProcess
 TITLE = "Service: C concurrent SSE streams via 2 workers vs direct; 100 chain runs vs sequential"
 LEVELS = (250, 500, 1000, 2000, 4000)
 QUICK_LEVELS = (100,)
+PACING_AB_LEVELS = (500, 1000, 2000, 4000)  # also measured with stream pacing off
 TOKENS, DELAY_MS = 200, 20
 RAMP_RATE = 2000.0  # new streams per second
 REPEATS = 3  # runs per level and target (direct, service); rows are their medians
@@ -311,7 +314,9 @@ def _free_port() -> int:
 
 
 class _Service:
-    def __init__(self, file: Path, upstream: str, emulator: str, max_concurrent: int) -> None:
+    def __init__(
+        self, file: Path, upstream: str, emulator: str, max_concurrent: int, pacing: bool = True
+    ) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("N3_")}
@@ -321,6 +326,8 @@ class _Service:
             ANTHROPIC_API_KEY=KEY,
             ANTHROPIC_BASE_URL=emulator,
         )
+        if not pacing:
+            env["N3_SERVE_PACING_INTERVAL"] = "0"
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
@@ -464,28 +471,50 @@ def run(quick: bool = False) -> dict[str, Any]:
         file = Path(tmp) / "bench.n3"
         file.write_text(CHAIN_FILE, encoding="utf-8")
         upstream_port = int(upstream.rsplit(":", 1)[1])
-        service = _Service(file, upstream, emu.base_url("anthropic"), max(levels) + 1000)
+        limit = max(levels) + 1000
+        service = _Service(file, upstream, emu.base_url("anthropic"), limit)
+        ab_levels = [n for n in PACING_AB_LEVELS if n in levels]
+        services = [service]
+        if ab_levels:  # the same service with stream pacing off, at the levels where it acts
+            unpaced = _Service(file, upstream, emu.base_url("anthropic"), limit, pacing=False)
+            services.append(unpaced)
         try:
-            service.wait_ready()
-            _run_loadgen(_service_spec(service.port, 50))  # warm-up: providers, imports
+            for s in services:
+                s.wait_ready()
+                _run_loadgen(_service_spec(s.port, 50))  # warm-up: providers, imports
             up_pid = upstream_proc.proc.pid  # type: ignore[union-attr]
+
+            def through(s: _Service, n: int) -> dict[str, Any]:
+                cpu0, up0 = s.worker_cpu(), process_cpu_seconds(up_pid)
+                served = _run_loadgen(_service_spec(s.port, n))
+                cpu = s.worker_cpu() - cpu0
+                served["upstream_cpu_s"] = round(process_cpu_seconds(up_pid) - up0, 2)
+                served["service_cpu_s"] = round(cpu, 2)
+                relayed = served["completed"] * TOKENS
+                served["cpu_us_per_token"] = round(1e6 * cpu / relayed, 1) if relayed else None
+                return served
+
             for n in levels:
-                directs, serveds = [], []
-                for _ in range(repeats):  # alternating, so both see the same machine
+                directs, serveds, offs = [], [], []
+                for _ in range(repeats):  # alternating, so all see the same machine
                     up0 = process_cpu_seconds(up_pid)
                     direct = _run_loadgen(_direct_spec(upstream_port, n))
                     direct["upstream_cpu_s"] = round(process_cpu_seconds(up_pid) - up0, 2)
                     directs.append(direct)
-                    cpu0, up0 = service.worker_cpu(), process_cpu_seconds(up_pid)
-                    served = _run_loadgen(_service_spec(service.port, n))
-                    cpu = service.worker_cpu() - cpu0
-                    served["upstream_cpu_s"] = round(process_cpu_seconds(up_pid) - up0, 2)
-                    served["service_cpu_s"] = round(cpu, 2)
-                    relayed = served["completed"] * TOKENS
-                    served["cpu_us_per_token"] = round(1e6 * cpu / relayed, 1) if relayed else None
-                    serveds.append(served)
+                    serveds.append(through(service, n))
+                    if n in ab_levels:
+                        offs.append(through(unpaced, n))
                 direct, served = _median_run(directs), _median_run(serveds)
-                for name, r in (("direct", direct), ("service", served)):
+                measured = [("direct", direct), ("service", served)]
+                if offs:
+                    off = _median_run(offs)
+                    measured.append(("service, pacing off", off))
+                    if direct["ttft_p99"] is not None and off["ttft_p99"] is not None:
+                        summary[f"C{n}_pacing_off_overhead_p99_ms"] = round(
+                            1000 * (off["ttft_p99"] - direct["ttft_p99"]), 1
+                        )
+                    summary[f"C{n}_pacing_off_cpu_us_per_token"] = off["cpu_us_per_token"]
+                for name, r in measured:
                     rows.append(
                         {
                             "name": f"{name} @ C={n}",
@@ -530,7 +559,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                 for _ in range(3)
             )
         finally:
-            service.stop()
+            for s in services:
+                s.stop()
     rows.append({"name": f"{runs} chain runs, sequential blocking generate()", "wall_s": seq})
     rows.append(
         {
@@ -593,6 +623,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             "connection each time, as the sync facade makes one per call).",
             "cores_busy: CPU seconds of service, upstream and load generator over the load "
             "generator's wall time; this machine has 2 cores.",
+            "'service, pacing off': the same service with N3_SERVE_PACING_INTERVAL=0 (every "
+            "upstream read written at once, even while the worker's loop runs late), run "
+            "in turn with the others at the same levels.",
         ],
     }
 

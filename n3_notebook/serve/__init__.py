@@ -12,9 +12,11 @@ else in n3_notebook imports this package."""
 
 from .app import app_from_env, create_app
 from .loader import ChainFileError, load_chains, parse_chain_file, parse_notebook
+from .pacing import LoadPacer
 
 __all__ = [
     "ChainFileError",
+    "LoadPacer",
     "app_from_env",
     "create_app",
     "load_chains",

@@ -56,6 +56,7 @@ from .models import (
     inputs_model,
     inputs_of,
 )
+from .pacing import PACED_INTERVAL, LoadPacer
 from .providers import ProviderFactory, ProviderPool
 from .sse import dumps
 
@@ -65,6 +66,7 @@ TOKEN_ENV = "N3_SERVE_TOKEN"
 MAX_CONCURRENT_ENV = "N3_SERVE_MAX_CONCURRENT"
 GRACE_PERIOD_ENV = "N3_SERVE_GRACE_PERIOD"
 DEFAULT_MODEL_ENV = "N3_SERVE_DEFAULT_MODEL"
+PACING_ENV = "N3_SERVE_PACING_INTERVAL"
 FILE_ENV = "N3_SERVE_FILE"
 DEFAULT_MAX_CONCURRENT = 1000
 DEFAULT_GRACE_PERIOD = 25.0
@@ -182,6 +184,7 @@ def create_app(
     models: Sequence[str] | None = None,
     namespace: Mapping[str, Any] | None = None,
     title: str = "n3_notebook chains",
+    pacer: LoadPacer | None = None,
 ) -> FastAPI:
     """A FastAPI app serving these chains (a dict name -> Chain, or a list of named chains).
 
@@ -194,6 +197,9 @@ def create_app(
       N3_SERVE_GRACE_PERIOD or 25). default_model: for steps that name none (offline
       mode falls back to emulator:demo). models: the model strings /v1/generate accepts
       (None: any). namespace: values the chains' templates may read besides their inputs.
+      pacer: how streams batch their writes while the worker is busy (default: a
+      LoadPacer with the interval N3_SERVE_PACING_INTERVAL or 0.1 s; interval 0 writes
+      every read at once, always).
     """
     named = _named(chains)
     if token is None:
@@ -215,7 +221,13 @@ def create_app(
     step_models = _resolve_models(named, default_model, check_keys=provider_factory is None)
     metrics = ServiceMetrics()
     pool = ProviderPool(provider_factory, metrics.observe_upstream, limit)
-    lifecycle = Lifecycle(limit, grace)
+    if pacer is None:
+        interval = _env_float(PACING_ENV, PACED_INTERVAL)
+        try:
+            pacer = LoadPacer(interval=interval)
+        except ValueError as exc:
+            raise ValueError(f"{PACING_ENV}: {exc}") from None
+    lifecycle = Lifecycle(limit, grace, pacer)
     state = ServeState(
         named,
         step_models,
@@ -230,6 +242,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
         lifecycle.install_signal_hook()
+        lifecycle.pacer.start()
         try:
             yield
         finally:

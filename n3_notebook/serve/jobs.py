@@ -33,6 +33,7 @@ from starlette.responses import Response
 from ..core.redact import redact
 from .errors import ServeError, error_body, from_exception
 from .metrics import RAW_SEND_KEY, T0_KEY, ServiceMetrics, label
+from .pacing import LoadPacer
 from .sse import dumps, encode_event
 
 logger = logging.getLogger("n3_notebook.serve")
@@ -48,9 +49,11 @@ Work = Callable[["Output"], Awaitable[None]]
 
 
 class Lifecycle:
-    """The jobs of one app, its concurrency limit and its draining state."""
+    """The jobs of one app, its concurrency limit, its draining state and its pacer."""
 
-    def __init__(self, max_concurrent: int, grace_period: float) -> None:
+    def __init__(
+        self, max_concurrent: int, grace_period: float, pacer: LoadPacer | None = None
+    ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent_per_worker must be at least 1")
         if grace_period < 0:
@@ -58,6 +61,7 @@ class Lifecycle:
         self.max_concurrent = max_concurrent
         self.grace_period = grace_period
         self.running: set[Job] = set()
+        self.pacer = pacer or LoadPacer()
         self.draining = False
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -89,6 +93,7 @@ class Lifecycle:
         tasks = [job._task for job in self.running if job._task is not None]
         if tasks:
             await asyncio.wait(tasks, timeout=timeout)
+        self.pacer.stop()
         self.uninstall_signal_hook()
 
     # -- SIGTERM / SIGINT ------------------------------------------------------------
@@ -143,6 +148,7 @@ class Output:
         "gone",
         "metrics",
         "next_id",
+        "pacer",
         "route",
         "sse",
         "start",
@@ -151,11 +157,18 @@ class Output:
     )
 
     def __init__(
-        self, send: Any, raw_send: Any, metrics: ServiceMetrics | None, route: str, t0: float
+        self,
+        send: Any,
+        raw_send: Any,
+        metrics: ServiceMetrics | None,
+        route: str,
+        t0: float,
+        pacer: LoadPacer | None = None,
     ) -> None:
         self._send = send
         self._raw_send = raw_send
         self.metrics = metrics
+        self.pacer = pacer
         self.route = route
         self.t0 = t0
         self.buf = bytearray()
@@ -196,8 +209,15 @@ class Output:
                 self.metrics.ttft.labels(self.route).observe(self.first_token_at - self.t0)
 
     async def flush(self) -> None:
-        """Send the headers (once) and every event added since the last flush. Raises
-        ClientGone if the client went away."""
+        """Send the headers (once) and every event added since the last flush; then, while
+        the worker is busy, wait the pacer's delay so the next read gathers more (see
+        pacing.py). Raises ClientGone if the client went away."""
+        await self._send_pending()
+        # Only once the first token is out: time to first token is never paced.
+        if self.pacer is not None and self.pacer.delay and self.first_token_at is not None:
+            await asyncio.sleep(self.pacer.delay)
+
+    async def _send_pending(self) -> None:
         if self.start is not None and self.final is None:
             start, self.start = self.start, None
             await self._write(self._send, start)
@@ -227,7 +247,7 @@ class Output:
             self.started = True
             await self._write(self._raw_send, {"type": "http.response.body", "body": self.final})
             return
-        await self.flush()
+        await self._send_pending()
         if self.started:
             await self._write(self._raw_send, {"type": "http.response.body", "body": b""})
 
@@ -293,6 +313,7 @@ class Job(Response):
             self.metrics,
             self.route,
             scope.get(T0_KEY) or time.perf_counter(),
+            lc.pacer,
         )
         task = self._task = loop.create_task(self.work(out))
         watcher = loop.create_task(self._watch(receive, task, out))

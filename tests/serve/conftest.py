@@ -40,6 +40,7 @@ def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "N3_SERVE_MAX_CONCURRENT",
         "N3_SERVE_GRACE_PERIOD",
         "N3_SERVE_DEFAULT_MODEL",
+        "N3_SERVE_PACING_INTERVAL",
     ):
         monkeypatch.delenv(var, raising=False)
 
