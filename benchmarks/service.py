@@ -45,6 +45,24 @@ TITLE = "Service: C concurrent SSE streams via 2 workers vs direct; 100 chain ru
 LEVELS = (250, 500, 1000, 2000, 4000)
 QUICK_LEVELS = (100,)
 PACING_AB_LEVELS = (500, 1000, 2000, 4000)  # also measured with stream pacing off
+COLUMNS = [
+    "name",
+    "completed",
+    "failed",
+    "ttft_p50",
+    "ttft_p99",
+    "ttft_max",
+    "stream_mean_s",
+    "peak_open",
+    "wall_s",
+    "service_cpu_s",
+    "cpu_us_per_token",
+    "upstream_cpu_s",
+    "loadgen_cpu_s",
+    "cores_busy",
+    "failures",
+]
+_DERIVED = {"name", "loadgen_cpu_s", "cores_busy", "failures"}  # not copied from a run
 TOKENS, DELAY_MS = 200, 20
 RAMP_RATE = 2000.0  # new streams per second
 REPEATS = 3  # runs per level and target (direct, service); rows are their medians
@@ -261,6 +279,12 @@ def _service_spec(port: int, n: int) -> dict[str, Any]:
         "n": n,
         "rate": RAMP_RATE,
     }
+
+
+def _overhead_ms(direct: dict[str, Any], served: dict[str, Any], q: str) -> float | None:
+    """Time to first token through the service minus straight at the upstream, in ms."""
+    a, b = direct[f"ttft_{q}"], served[f"ttft_{q}"]
+    return None if a is None or b is None else round(1000 * (b - a), 1)
 
 
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -509,44 +533,21 @@ def run(quick: bool = False) -> dict[str, Any]:
                 if offs:
                     off = _median_run(offs)
                     measured.append(("service, pacing off", off))
-                    if direct["ttft_p99"] is not None and off["ttft_p99"] is not None:
-                        summary[f"C{n}_pacing_off_overhead_p99_ms"] = round(
-                            1000 * (off["ttft_p99"] - direct["ttft_p99"]), 1
-                        )
+                    summary[f"C{n}_pacing_off_overhead_p99_ms"] = _overhead_ms(direct, off, "p99")
                     summary[f"C{n}_pacing_off_cpu_us_per_token"] = off["cpu_us_per_token"]
                 for name, r in measured:
                     rows.append(
                         {
                             "name": f"{name} @ C={n}",
                             "streams": n,
-                            **{
-                                k: r.get(k)
-                                for k in (
-                                    "completed",
-                                    "failed",
-                                    "ttft_p50",
-                                    "ttft_p99",
-                                    "ttft_max",
-                                    "stream_mean_s",
-                                    "peak_open",
-                                    "wall_s",
-                                    "service_cpu_s",
-                                    "upstream_cpu_s",
-                                    "cpu_us_per_token",
-                                )
-                            },
+                            **{k: r.get(k) for k in COLUMNS if k not in _DERIVED},
                             "loadgen_cpu_s": round(r["cpu_s"], 2),
                             "cores_busy": _cores_busy(r),
                             "failures": ", ".join(f"{k}: {v}" for k, v in r["failures"].items()),
                         }
                     )
-                if direct["ttft_p99"] is not None and served["ttft_p99"] is not None:
-                    summary[f"C{n}_overhead_p50_ms"] = round(
-                        1000 * (served["ttft_p50"] - direct["ttft_p50"]), 1
-                    )
-                    summary[f"C{n}_overhead_p99_ms"] = round(
-                        1000 * (served["ttft_p99"] - direct["ttft_p99"]), 1
-                    )
+                for q in ("p50", "p99"):
+                    summary[f"C{n}_overhead_{q}_ms"] = _overhead_ms(direct, served, q)
                 summary[f"C{n}_completed_failed"] = f"{served['completed']}/{served['failed']}"
             topics = _topics(runs)
             seq = _sequential_blocking(emu.base_url("anthropic"), topics)
@@ -581,23 +582,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     summary.update(_capacity(rows, min(levels), top))
     return {
         "rows": rows,
-        "columns": [
-            "name",
-            "completed",
-            "failed",
-            "ttft_p50",
-            "ttft_p99",
-            "ttft_max",
-            "stream_mean_s",
-            "peak_open",
-            "wall_s",
-            "service_cpu_s",
-            "cpu_us_per_token",
-            "upstream_cpu_s",
-            "loadgen_cpu_s",
-            "cores_busy",
-            "failures",
-        ],
+        "columns": COLUMNS,
         "summary": summary,
         "params": {
             "levels": list(levels),
