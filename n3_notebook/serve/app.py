@@ -453,23 +453,32 @@ def _chain_providers(state: ServeState, name: str) -> ServeError | None:
     return None
 
 
-def _chain_gen(state: ServeState, name: str, inputs: dict[str, Any], result: ChainResult) -> Any:
-    models = state.models[name]
+def _chain_start(
+    state: ServeState, name: str, inputs: dict[str, Any], out: Output
+) -> tuple[Any, ChainResult] | None:
+    """The chain's event batches and the result they fill in; None, with the error already
+    answered, when a step's model has no provider on this server."""
+    err = _chain_providers(state, name)
+    if err is not None:
+        out.error(err)
+        return None
     pool = state.pool
 
     def factory(spec: str) -> BaseProvider:
         return pool.get(spec)
 
     chain = state.chains[name]
-    return stream_chain_batches(
+    result = ChainResult(name, {}, {})
+    gen = stream_chain_batches(
         chain,
         inputs,
         namespace=state.namespace,
         provider_factory=factory,
-        default_model=_fallback(chain, models),
+        default_model=_fallback(chain, state.models[name]),
         stream_config=state.stream_config,
         result=result,
     )
+    return gen, result
 
 
 def _fallback(chain: Chain, models: dict[str, str]) -> str | None:
@@ -481,12 +490,10 @@ def _fallback(chain: Chain, models: dict[str, str]) -> str | None:
 
 def _chain_run(state: ServeState, name: str, inputs: dict[str, Any]) -> Any:
     async def work(out: Output) -> None:
-        err = _chain_providers(state, name)
-        if err is not None:
-            out.error(err)
+        started = _chain_start(state, name, inputs, out)
+        if started is None:
             return
-        result = ChainResult(name, {}, {})
-        gen = _chain_gen(state, name, inputs, result)
+        gen, result = started
         try:
             async for _ in gen:
                 pass
@@ -511,12 +518,10 @@ def _chain_run(state: ServeState, name: str, inputs: dict[str, Any]) -> Any:
 
 def _chain_stream(state: ServeState, name: str, inputs: dict[str, Any]) -> Any:
     async def work(out: Output) -> None:
-        err = _chain_providers(state, name)
-        if err is not None:
-            out.error(err)
+        started = _chain_start(state, name, inputs, out)
+        if started is None:
             return
-        result = ChainResult(name, {}, {})
-        gen = _chain_gen(state, name, inputs, result)
+        gen, result = started
         try:
             try:
                 batch = await anext(gen)
