@@ -99,9 +99,9 @@ def time_import(stmt: str) -> dict[str, Any]:
     return out
 
 
-def importtime_top(stmt: str, count: int = 10) -> list[tuple[str, int, int]]:
-    """`python -X importtime`: the modules with the largest self time, as (name, self µs,
-    cumulative µs). One run: indicative only."""
+def importtime_rows(stmt: str) -> list[tuple[str, int, int]]:
+    """`python -X importtime -c stmt`, one run: every module as (name, self µs,
+    cumulative µs). Indicative only."""
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-c", stmt],
         cwd=ROOT,
@@ -116,27 +116,22 @@ def importtime_top(stmt: str, count: int = 10) -> list[tuple[str, int, int]]:
         m = re.match(r"import time:\s+(\d+)\s+\|\s+(\d+)\s+\|\s?(\s*)(\S+)", line)
         if m:
             rows.append((m.group(4), int(m.group(1)), int(m.group(2))))
-    rows.sort(key=lambda r: r[1], reverse=True)
-    return rows[:count]
+    return rows
 
 
-def _packages_by_cumulative(stmt: str, count: int = 8) -> list[tuple[str, int]]:
+def importtime_top(rows: list[tuple[str, int, int]], count: int = 10) -> list[tuple[str, int, int]]:
+    """The modules with the largest self time."""
+    return sorted(rows, key=lambda r: r[1], reverse=True)[:count]
+
+
+def _packages_by_cumulative(
+    rows: list[tuple[str, int, int]], count: int = 8
+) -> list[tuple[str, int]]:
     """Top-level packages (first dotted component) by their largest cumulative import time."""
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", stmt],
-        cwd=ROOT,
-        env=_child_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
     best: dict[str, int] = {}
-    for line in proc.stderr.splitlines():
-        m = re.match(r"import time:\s+\d+\s+\|\s+(\d+)\s+\|\s?(\s*)(\S+)", line)
-        if m:
-            top = m.group(3).split(".")[0]
-            best[top] = max(best.get(top, 0), int(m.group(1)))
+    for name, _, cumulative in rows:
+        top = name.split(".")[0]
+        best[top] = max(best.get(top, 0), cumulative)
     return sorted(best.items(), key=lambda kv: kv[1], reverse=True)[:count]
 
 
@@ -274,12 +269,13 @@ def run(quick: bool = False) -> dict[str, Any]:
         f"%load_ext <= {LOAD_EXT_TARGET_S} s.",
     ]
     for stmt in ("import n3_notebook; n3_notebook.OpenAIProvider",):
-        top = importtime_top(stmt, 8)
+        modules = importtime_rows(stmt)
+        top = importtime_top(modules, 8)
         notes.append(
             f"-X importtime `{stmt}` (one run), largest self times: "
             + ", ".join(f"{name} {self_us / 1e3:.1f} ms" for name, self_us, _ in top)
         )
-        packages = _packages_by_cumulative(stmt, 6)
+        packages = _packages_by_cumulative(modules, 6)
         notes.append(
             "  by package (cumulative): "
             + ", ".join(f"{name} {us / 1e3:.1f} ms" for name, us in packages)
