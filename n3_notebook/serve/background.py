@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from ..netutil import listening_socket
+from .app import create_app
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -138,8 +139,6 @@ def serve_chain(
     """Serve one chain in the background of this process (`%chain serve NAME`). Serving a
     name again replaces its server (so a redefined chain is picked up); port 0 picks a
     free port."""
-    from .app import create_app
-
     stop_chain(name)
     app = create_app({name: chain}, namespace=namespace, default_model=default_model)
     server = BackgroundServer(app, host=host, port=port).start()

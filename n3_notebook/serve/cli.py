@@ -22,17 +22,17 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from .app import (
+from .app import create_app
+from .loader import ChainFileError, load_chains
+from .loop import FACTORY as LOOP_FACTORY
+from .settings import (
     DEFAULT_GRACE_PERIOD,
     DEFAULT_MAX_CONCURRENT,
     DEFAULT_MODEL_ENV,
     FILE_ENV,
     GRACE_PERIOD_ENV,
     MAX_CONCURRENT_ENV,
-    create_app,
 )
-from .loader import ChainFileError, load_chains
-from .loop import FACTORY as LOOP_FACTORY
 
 APP_FACTORY = "n3_notebook.serve.app:app_from_env"
 #: Connections the kernel queues for us (Linux caps it at net.core.somaxconn).
@@ -160,6 +160,6 @@ def _run(uvicorn: Any, args: argparse.Namespace, grace: float) -> None:
     from uvicorn.supervisors import Multiprocess
 
     if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn
-        Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+        Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()  # type: ignore[call-arg]
     else:  # each worker makes its own Server from the config
         Multiprocess(config, sockets=[sock]).run()

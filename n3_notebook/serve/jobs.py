@@ -25,7 +25,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from starlette.responses import Response
@@ -45,7 +45,7 @@ SSE_HEADERS = [
 ]
 SHUTDOWN_MESSAGE = "the server is shutting down; the request was stopped after the grace period"
 
-Work = Callable[["Output"], Awaitable[None]]
+Work = Callable[["Output"], Coroutine[Any, Any, None]]
 
 
 class Lifecycle:

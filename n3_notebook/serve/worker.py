@@ -7,7 +7,7 @@ Needs the `serve` extra (gunicorn, uvicorn-worker)."""
 
 from __future__ import annotations
 
-from uvicorn_worker import UvicornWorker
+from uvicorn_worker import UvicornWorker  # type: ignore[import-untyped]
 
 from .loop import FACTORY
 

@@ -1,0 +1,193 @@
+"""The HTTP routes: service (/healthz, /metrics, /chains), one run and one stream route per
+chain, and /v1/generate. Each route admits a Job that runs its work (work.py).
+
+(This module deliberately has no `from __future__ import annotations`: the per-chain
+endpoints are built at run time and FastAPI reads their annotations as objects.)"""
+
+from typing import Annotated, Any
+
+from fastapi import Body, FastAPI, Request
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from ..chain import Chain
+from ..chain.model import REQUIRED
+from . import work
+from .catalog import chain_list
+from .errors import ServeError
+from .jobs import Job, json_error
+from .models import (
+    ChainList,
+    ChainRunResult,
+    ErrorResponse,
+    GenerateRequest,
+    GenerateResult,
+    inputs_model,
+    inputs_of,
+)
+from .sse import dumps
+from .state import ServeState
+
+SSE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Server-Sent Events; each event has an `id`, the last one is `done`.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+ERRORS_DOC: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse, "description": why}
+    for code, why in (
+        (401, "missing or wrong bearer token"),
+        (404, "unknown chain"),
+        (422, "invalid inputs"),
+        (502, "a provider failed"),
+        (503, "over this worker's concurrency limit, or shutting down"),
+        (504, "a provider timed out"),
+    )
+}
+
+
+def add_routes(app: FastAPI, state: ServeState) -> None:
+    """Every route of the service, in the order the OpenAPI document lists them."""
+    add_service_routes(app, state)
+    for name, chain in state.chains.items():
+        add_chain_routes(app, state, name, chain)
+    add_unknown_chain_routes(app, state)
+    add_generate_routes(app, state)
+
+
+def add_service_routes(app: FastAPI, state: ServeState) -> None:
+    @app.get("/healthz", tags=["service"], summary="Liveness and readiness")
+    async def healthz() -> Response:
+        if state.lifecycle.draining:
+            return Response(dumps({"status": "draining"}), 503, media_type="application/json")
+        return Response(
+            dumps({"status": "ok", "chains": len(state.chains)}), media_type="application/json"
+        )
+
+    @app.get("/metrics", tags=["service"], summary="Prometheus metrics")
+    async def metrics_route() -> Response:
+        body, content_type = state.metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/chains", tags=["chains"], summary="The chains served", response_model=ChainList)
+    async def list_chains() -> Response:
+        return Response(dumps(chain_list(state)), media_type="application/json")
+
+
+def add_chain_routes(app: FastAPI, state: ServeState, name: str, chain: Chain) -> None:
+    model = inputs_model(name, chain)
+    required = any(v is REQUIRED for v in chain.inputs.values())
+    base = f"/chains/{name}"
+
+    def inputs(body: BaseModel | None) -> dict[str, Any]:
+        return inputs_of(body) if body is not None else {}
+
+    def run_job(body: BaseModel | None) -> Job:
+        work_ = work.chain_run(state, name, inputs(body))
+        return Job(state.lifecycle, work_, state.metrics, f"{base}/run")
+
+    def stream_job(body: BaseModel | None) -> Job:
+        work_ = work.chain_stream(state, name, inputs(body))
+        return Job(state.lifecycle, work_, state.metrics, f"{base}/stream")
+
+    # FastAPI reads the body's model from the annotation: a chain with a required input
+    # needs a body, one without takes none as {}.
+    async def run_required(request: Request, body: Annotated[model, Body()]) -> Response:  # type: ignore[valid-type]
+        return run_job(body)
+
+    async def stream_required(request: Request, body: Annotated[model, Body()]) -> Response:  # type: ignore[valid-type]
+        return stream_job(body)
+
+    async def run_optional(
+        request: Request,
+        body: Annotated[model | None, Body()] = None,  # type: ignore[valid-type]
+    ) -> Response:
+        return run_job(body)
+
+    async def stream_optional(
+        request: Request,
+        body: Annotated[model | None, Body()] = None,  # type: ignore[valid-type]
+    ) -> Response:
+        return stream_job(body)
+
+    run = run_required if required else run_optional
+    stream = stream_required if required else stream_optional
+
+    steps = ", ".join(f"{s.name} ({state.models[name][s.name]})" for s in chain.steps)
+    app.add_api_route(
+        f"{base}/run",
+        run,
+        methods=["POST"],
+        tags=["chains"],
+        summary=f"Run the chain {name}",
+        description=f"Steps: {steps}. Answers when every step is done.",
+        response_model=ChainRunResult,
+        responses=ERRORS_DOC,
+        operation_id=f"run_{name}",
+    )
+    app.add_api_route(
+        f"{base}/stream",
+        stream,
+        methods=["POST"],
+        tags=["chains"],
+        summary=f"Stream the chain {name}",
+        description=f"Steps: {steps}. Server-Sent Events, step-tagged, ending with `done`.",
+        response_class=Response,
+        responses={**SSE_DOC, **ERRORS_DOC},
+        operation_id=f"stream_{name}",
+    )
+
+
+def add_unknown_chain_routes(app: FastAPI, state: ServeState) -> None:
+    async def unknown(name: str) -> Response:
+        known = sorted(state.chains)
+        return json_error(
+            ServeError(
+                404,
+                "unknown_chain",
+                f"no chain named {name!r}; this server has "
+                f"{', '.join(known) if known else 'no chains'}",
+                chains=known,
+            )
+        )
+
+    for action in ("run", "stream"):
+        app.add_api_route(
+            f"/chains/{{name}}/{action}", unknown, methods=["POST"], include_in_schema=False
+        )
+
+
+def add_generate_routes(app: FastAPI, state: ServeState) -> None:
+    @app.post(
+        "/v1/generate",
+        tags=["generate"],
+        summary="One prompt to one model",
+        response_model=GenerateResult,
+        responses=ERRORS_DOC,
+    )
+    async def generate(request: Request, body: GenerateRequest) -> Response:
+        return Job(state.lifecycle, work.generate(state, body), state.metrics, "/v1/generate")
+
+    @app.post(
+        "/v1/generate/stream",
+        tags=["generate"],
+        summary="One prompt to one model, streamed",
+        response_class=Response,
+        responses={**SSE_DOC, **ERRORS_DOC},
+    )
+    async def generate_stream(request: Request, body: GenerateRequest) -> Response:
+        return Job(
+            state.lifecycle, work.generate_stream(state, body), state.metrics, "/v1/generate/stream"
+        )
+
+
+__all__ = [
+    "ERRORS_DOC",
+    "SSE_DOC",
+    "add_chain_routes",
+    "add_generate_routes",
+    "add_routes",
+    "add_service_routes",
+    "add_unknown_chain_routes",
+]
