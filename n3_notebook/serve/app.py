@@ -2,7 +2,7 @@
 
     app = create_app({"brief": Chain.parse(text)})      # then: uvicorn, gunicorn, or mount it
 
-Routes (every one but /healthz behind the bearer token when one is set; see routes.py):
+Routes (every one but /healthz behind the bearer tokens when any is set; see routes.py):
 
     POST /chains/{name}/run       JSON inputs -> the chain's result (outputs, timings, usage, cost)
     POST /chains/{name}/stream    JSON inputs -> SSE: step_started, token, step_done, step_failed,
@@ -16,7 +16,9 @@ Routes (every one but /healthz behind the bearer token when one is set; see rout
 
 This module assembles the app from its parts: settings.py (environment), catalog.py (the
 chains and their models), routes.py and work.py (the endpoints and what they run),
-handlers.py (errors), auth.py (the bearer token), metrics.py."""
+handlers.py (errors), the middleware (auth.py: tokens; limits.py: the body; headers.py:
+security headers; metrics.py: metrics and access log) and tokens.py, settings.py's
+Limits. protocol.py bounds what comes before the app: a request's head and its timing."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 
 from .. import __version__
 from ..chain import Chain, ChainError
@@ -34,13 +37,16 @@ from ..core.types import StreamConfig
 from .auth import BearerAuth
 from .catalog import named_chains, resolve_models
 from .handlers import install_error_handlers
+from .headers import SecurityHeaders
 from .jobs import Lifecycle
+from .limits import BodyLimit
 from .loader import load_chains
 from .metrics import MetricsMiddleware, ServiceMetrics
 from .pacing import PACED_INTERVAL, LoadPacer
 from .providers import ProviderFactory, ProviderPool
 from .routes import add_routes
 from .settings import (
+    CORS_ENV,
     DEFAULT_GRACE_PERIOD,
     DEFAULT_MAX_CONCURRENT,
     DEFAULT_MODEL_ENV,
@@ -50,9 +56,12 @@ from .settings import (
     MAX_CONCURRENT_ENV,
     PACING_ENV,
     TOKEN_ENV,
+    TOKEN_FILE_ENV,
+    Limits,
     env_float,
 )
 from .state import ServeState
+from .tokens import ApiToken, collect_tokens
 
 
 def create_app(
@@ -68,6 +77,11 @@ def create_app(
     namespace: Mapping[str, Any] | None = None,
     title: str = "n3_notebook chains",
     pacer: LoadPacer | None = None,
+    tokens: Mapping[str, str] | Sequence[ApiToken] | None = None,
+    token_file: str | os.PathLike[str] | None = None,
+    limits: Limits | None = None,
+    cors_origins: Sequence[str] | None = None,
+    access_log: bool = True,
 ) -> FastAPI:
     """A FastAPI app serving these chains (a dict name -> Chain, or a list of named chains).
 
@@ -83,11 +97,25 @@ def create_app(
       pacer: how streams batch their writes while the worker is busy (default: a
       LoadPacer with the interval N3_SERVE_PACING_INTERVAL or 0.1 s; interval 0 writes
       every read at once, always).
+    tokens: more bearer tokens, name -> token or ApiToken (with its own concurrency
+      limit); token_file: a file of `NAME TOKEN [max_concurrent=N]` lines (None reads
+      N3_SERVE_TOKEN_FILE). Every source adds to the accepted tokens; with none, no auth.
+    limits: the request bounds (default: Limits.from_env(), i.e. N3_SERVE_MAX_BODY_BYTES
+      and friends). cors_origins: origins a browser may call from (None reads
+      N3_SERVE_CORS_ORIGINS, comma-separated; empty: no CORS headers at all).
+    access_log: one line per request on the `n3_notebook.serve.access` logger.
     """
     named = named_chains(chains)
     if token is None:
         token = os.environ.get(TOKEN_ENV) or ""
-    register_secret(token)
+    if token_file is None:
+        token_file = os.environ.get(TOKEN_FILE_ENV) or None
+    accepted = collect_tokens(token, tokens, token_file)
+    for t in accepted:
+        register_secret(t.token)
+    limits = limits or Limits.from_env()
+    if cors_origins is None:
+        cors_origins = [o.strip() for o in os.environ.get(CORS_ENV, "").split(",") if o.strip()]
     limit = max_concurrent_per_worker or int(env_float(MAX_CONCURRENT_ENV, DEFAULT_MAX_CONCURRENT))
     grace = (
         grace_period
@@ -110,7 +138,7 @@ def create_app(
             pacer = LoadPacer(interval=interval)
         except ValueError as exc:
             raise ValueError(f"{PACING_ENV}: {exc}") from None
-    lifecycle = Lifecycle(limit, grace, pacer)
+    lifecycle = Lifecycle(limit, grace, pacer, limits.request_timeout)
     state = ServeState(
         named,
         step_models,
@@ -120,6 +148,8 @@ def create_app(
         stream_config or DEFAULT_STREAM_CONFIG,
         ns,
         frozenset(models) if models is not None else None,
+        limits,
+        tuple(t.name for t in accepted),
     )
 
     @asynccontextmanager
@@ -141,9 +171,23 @@ def create_app(
     app.state.n3 = state
     install_error_handlers(app)
     add_routes(app, state)
-    if token:
-        app.add_middleware(BearerAuth, token=token)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    # Outermost last: metrics and access log see every answer, CORS answers preflights
+    # before auth, auth refuses before any body is read.
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, timeout=limits.body_timeout)
+    if accepted:
+        app.add_middleware(
+            BearerAuth, tokens=accepted, max_concurrent_per_token=limits.max_concurrent_per_token
+        )
+    app.add_middleware(SecurityHeaders)
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["authorization", "content-type"],
+            max_age=600,
+        )
+    app.add_middleware(MetricsMiddleware, metrics=metrics, access_log=access_log)
     return app
 
 

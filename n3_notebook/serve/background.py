@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import threading
 import time
@@ -18,6 +19,9 @@ import uvicorn
 
 from ..netutil import listening_socket
 from .app import create_app
+from .exposure import check_exposure
+from .protocol import guarded_protocol
+from .settings import INSECURE_ENV, Limits
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
@@ -53,10 +57,14 @@ class BackgroundServer:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> BackgroundServer:
+        state = getattr(getattr(self.app, "state", None), "n3", None)
+        limits = state.limits if state is not None else Limits.from_env()
         sock = listening_socket(self.host, self.requested_port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
             self.app,
+            http=guarded_protocol(limits),
+            timeout_keep_alive=limits.keepalive_timeout,  # type: ignore[arg-type]
             log_config=None,
             log_level=self.log_level,
             access_log=False,
@@ -138,9 +146,12 @@ def serve_chain(
 ) -> BackgroundServer:
     """Serve one chain in the background of this process (`%chain serve NAME`). Serving a
     name again replaces its server (so a redefined chain is picked up); port 0 picks a
-    free port."""
+    free port. Beyond loopback it needs a token (N3_SERVE_TOKEN, N3_SERVE_TOKEN_FILE) or
+    N3_SERVE_INSECURE_NO_AUTH=1."""
     stop_chain(name)
     app = create_app({name: chain}, namespace=namespace, default_model=default_model)
+    insecure = os.environ.get(INSECURE_ENV, "") not in ("", "0")
+    check_exposure(host, bool(app.state.n3.token_names), insecure)
     server = BackgroundServer(app, host=host, port=port).start()
     _served[name] = server
     return server

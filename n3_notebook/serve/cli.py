@@ -9,29 +9,50 @@ file path and the settings reach the workers through N3_SERVE_* environment vari
 On SIGTERM (or Ctrl-C) the server stops accepting, running requests may finish for the
 grace period, then they are stopped cleanly (streams end with an `error` event of type
 "shutdown" and `done`). With several workers, /metrics covers all of them (a temporary
-PROMETHEUS_MULTIPROC_DIR unless one is set)."""
+PROMETHEUS_MULTIPROC_DIR unless one is set).
+
+Listening on an address other machines can reach needs a token (N3_SERVE_TOKEN or
+--token-file) or --insecure-no-auth (see exposure.py). The request bounds (settings.py's
+Limits) come from N3_SERVE_* variables, a few of them from flags here; the bounds on a
+request's head are the workers' HTTP protocol's (protocol.py)."""
 
 from __future__ import annotations
 
 import argparse
+import copy
+import inspect
 import logging
 import os
+import resource
 import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+import uvicorn
+from uvicorn.config import LOGGING_CONFIG
+from uvicorn.supervisors import Multiprocess
+
 from .app import create_app
+from .exposure import InsecureBindError, check_exposure
 from .loader import ChainFileError, load_chains
 from .loop import FACTORY as LOOP_FACTORY
+from .metrics import access_logger
+from .protocol import PROTOCOL
 from .settings import (
+    CORS_ENV,
     DEFAULT_GRACE_PERIOD,
     DEFAULT_MAX_CONCURRENT,
     DEFAULT_MODEL_ENV,
     FILE_ENV,
     GRACE_PERIOD_ENV,
+    INSECURE_ENV,
     MAX_CONCURRENT_ENV,
+    TOKEN_ENV,
+    TOKEN_FILE_ENV,
+    Limits,
+    limit_env,
 )
 
 APP_FACTORY = "n3_notebook.serve.app:app_from_env"
@@ -71,17 +92,90 @@ def _parser() -> argparse.ArgumentParser:
         "--default-model", default=None, metavar="MODEL", help="model for steps that name none"
     )
     p.add_argument(
+        "--token-file",
+        default=None,
+        metavar="PATH",
+        help=f"bearer tokens, one `NAME TOKEN [max_concurrent=N]` a line (besides ${TOKEN_ENV}; "
+        f"default: ${TOKEN_FILE_ENV})",
+    )
+    p.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="listen beyond loopback without any token (anyone who reaches the port spends "
+        f"your provider keys; also ${INSECURE_ENV}=1)",
+    )
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help=f"an origin browsers may call from (repeat for several; default: ${CORS_ENV}, "
+        "comma-separated; none: CORS off)",
+    )
+    defaults = Limits()
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"largest request body, else 413 (default: ${limit_env('max_body_bytes')} "
+        f"or {defaults.max_body_bytes})",
+    )
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="wall-clock seconds a request (a whole stream included) may run, else 504 "
+        f"(default: ${limit_env('request_timeout')} or {defaults.request_timeout:g})",
+    )
+    p.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     p.add_argument("--no-access-log", action="store_true", help="do not log every request")
     return p
 
 
+def _pass_to_workers(args: argparse.Namespace, path: str) -> None:
+    """The settings given as flags, as the N3_SERVE_* variables the workers read."""
+    os.environ[FILE_ENV] = path
+    if args.max_concurrent is not None:
+        os.environ[MAX_CONCURRENT_ENV] = str(args.max_concurrent)
+    if args.grace_period is not None:
+        os.environ[GRACE_PERIOD_ENV] = repr(args.grace_period)
+    if args.default_model:
+        os.environ[DEFAULT_MODEL_ENV] = args.default_model
+    if args.token_file:
+        os.environ[TOKEN_FILE_ENV] = os.path.abspath(args.token_file)
+    if args.cors_origin:
+        os.environ[CORS_ENV] = ",".join(args.cors_origin)
+    if args.max_body_bytes is not None:
+        os.environ[limit_env("max_body_bytes")] = str(args.max_body_bytes)
+    if args.request_timeout is not None:
+        os.environ[limit_env("request_timeout")] = repr(args.request_timeout)
+
+
+def _log_config(level: str, access_log: bool) -> dict[str, Any]:
+    """uvicorn's logging setup plus the service's access log (its own lines, with token
+    names; uvicorn's own access log is off)."""
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["n3_access"] = {
+        "formatter": "default",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stdout",
+    }
+    shown = access_log and level in ("info", "debug")
+    config["loggers"][access_logger.name] = {
+        "handlers": ["n3_access"],
+        "level": "INFO" if shown else "WARNING",
+        "propagate": False,
+    }
+    return config
+
+
 def raise_fd_limit() -> None:
     """Thousands of streams need thousands of sockets: soft open-file limit up to the hard one."""
     try:
-        import resource
-
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if hard == resource.RLIM_INFINITY:
             hard = 1 << 20
@@ -97,20 +191,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("--workers must be at least 1", file=sys.stderr)
         return 2
     path = os.path.abspath(args.file)
-    os.environ[FILE_ENV] = path
-    if args.max_concurrent is not None:
-        os.environ[MAX_CONCURRENT_ENV] = str(args.max_concurrent)
-    if args.grace_period is not None:
-        os.environ[GRACE_PERIOD_ENV] = repr(args.grace_period)
-    if args.default_model:
-        os.environ[DEFAULT_MODEL_ENV] = args.default_model
+    _pass_to_workers(args, path)
     try:
         chains = load_chains(path)
-        app = create_app(chains)  # checks models and keys now, before any worker starts
+        # checks models, keys, tokens and limits now, before any worker starts
+        app = create_app(chains, access_log=False)
+        insecure = args.insecure_no_auth or os.environ.get(INSECURE_ENV, "") not in ("", "0")
+        check_exposure(args.host, bool(app.state.n3.token_names), insecure)
+    except InsecureBindError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     except (ChainFileError, ValueError) as exc:
         print(f"cannot serve {args.file}: {exc}", file=sys.stderr)
         return 2
     grace = app.state.n3.lifecycle.grace_period
+    keepalive = app.state.n3.limits.keepalive_timeout
     del app
     raise_fd_limit()
     metrics_dir = None
@@ -118,8 +213,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One /metrics over every worker (prometheus_client's multiprocess mode).
         metrics_dir = tempfile.mkdtemp(prefix="n3-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    import uvicorn
-
     logging.getLogger("n3_notebook").setLevel(logging.WARNING)
     url = f"http://{args.host}:{args.port}"
     print(
@@ -128,14 +221,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     try:
-        _run(uvicorn, args, grace)
+        _run(args, grace, keepalive)
     finally:
         if metrics_dir is not None:
             shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 
-def _run(uvicorn: Any, args: argparse.Namespace, grace: float) -> None:
+def _run(args: argparse.Namespace, grace: float, keepalive: float) -> None:
     """uvicorn.run's two cases (one process, or a supervisor of N workers), always on a
     socket bound here, so every worker serves it through our accepting listener (loop.py)."""
     config = uvicorn.Config(
@@ -145,7 +238,10 @@ def _run(uvicorn: Any, args: argparse.Namespace, grace: float) -> None:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
-        access_log=not args.no_access_log,
+        log_config=_log_config(args.log_level, not args.no_access_log),
+        access_log=False,
+        http=PROTOCOL,
+        timeout_keep_alive=keepalive,  # type: ignore[arg-type]  # a float works
         lifespan="on",
         backlog=BACKLOG,
         loop=LOOP_FACTORY,
@@ -155,10 +251,6 @@ def _run(uvicorn: Any, args: argparse.Namespace, grace: float) -> None:
     if args.workers == 1:
         uvicorn.Server(config).run(sockets=[sock])
         return
-    import inspect
-
-    from uvicorn.supervisors import Multiprocess
-
     if "target" in inspect.signature(Multiprocess).parameters:  # older uvicorn
         Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()  # type: ignore[call-arg]
     else:  # each worker makes its own Server from the config

@@ -12,6 +12,8 @@ an Output) runs in a task of its own; a second small task waits for the client t
   /healthz says "draining", running jobs may finish for `grace_period` seconds; then each
   is stopped: its work is cancelled (upstream closed) and a stream ends with an `error`
   event of type "shutdown" and the final `done` event, a non-streaming request with 503.
+- Wall clock: a job still running `request_timeout` seconds after it started is stopped
+  the same way: 504 of type "request_timeout", or a stream's `error` event and `done`.
 - Writing: the work's own task writes (a token costs no task switch); a slow client
   makes its send wait, which slows that request's upstream reads and nobody else's.
   Body messages go straight to the send the metrics middleware was given, past
@@ -44,6 +46,7 @@ SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 SHUTDOWN_MESSAGE = "the server is shutting down; the request was stopped after the grace period"
+REQUEST_TIMEOUT = "request_timeout"
 
 Work = Callable[["Output"], Coroutine[Any, Any, None]]
 
@@ -52,7 +55,11 @@ class Lifecycle:
     """The jobs of one app, its concurrency limit, its draining state and its pacer."""
 
     def __init__(
-        self, max_concurrent: int, grace_period: float, pacer: LoadPacer | None = None
+        self,
+        max_concurrent: int,
+        grace_period: float,
+        pacer: LoadPacer | None = None,
+        request_timeout: float | None = None,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent_per_worker must be at least 1")
@@ -60,6 +67,7 @@ class Lifecycle:
             raise ValueError("grace_period must not be negative")
         self.max_concurrent = max_concurrent
         self.grace_period = grace_period
+        self.request_timeout = request_timeout
         self.running: set[Job] = set()
         self.pacer = pacer or LoadPacer()
         self.draining = False
@@ -317,6 +325,9 @@ class Job(Response):
         )
         task = self._task = loop.create_task(self.work(out))
         watcher = loop.create_task(self._watch(receive, task, out))
+        timer = None
+        if lc.request_timeout is not None:
+            timer = loop.call_later(lc.request_timeout, self.stop, REQUEST_TIMEOUT)
         lc.running.add(self)
         try:
             await asyncio.wait((task,))
@@ -326,6 +337,8 @@ class Job(Response):
         finally:
             lc.running.discard(self)
             watcher.cancel()
+            if timer is not None:
+                timer.cancel()
             if not task.done():
                 task.cancel()
             # Every upstream connection of this request is closed when the work has ended.
@@ -352,12 +365,20 @@ class Job(Response):
         err: ServeError | None = None
         if task.cancelled():
             reason = self.stop_reason or "cancelled"
-            err = ServeError(
-                503,
-                reason,
-                SHUTDOWN_MESSAGE if reason == "shutdown" else reason,
-                {"retry-after": "1"},
-            )
+            if reason == REQUEST_TIMEOUT:
+                err = ServeError(
+                    504,
+                    reason,
+                    f"the request ran longer than this server's limit of "
+                    f"{self.lifecycle.request_timeout:g} s (N3_SERVE_REQUEST_TIMEOUT)",
+                )
+            else:
+                err = ServeError(
+                    503,
+                    reason,
+                    SHUTDOWN_MESSAGE if reason == "shutdown" else reason,
+                    {"retry-after": "1"},
+                )
         else:
             exc = task.exception()
             if isinstance(exc, ClientGone):

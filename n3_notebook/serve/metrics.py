@@ -6,10 +6,15 @@ class names and status codes, never a raw path or a header; each one passes thro
 redact() and is cut to LABEL_MAX characters, so no key can reach a label.
 
 With PROMETHEUS_MULTIPROC_DIR set (gunicorn or uvicorn --workers), values live in that
-directory and /metrics aggregates every worker (prometheus_client's multiprocess mode)."""
+directory and /metrics aggregates every worker (prometheus_client's multiprocess mode).
+
+The same middleware writes the access log (logger `n3_notebook.serve.access`, INFO): one
+line per request with the client, method, path (never the query string), status, the
+name of the token that authenticated it (never the token) and the duration."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
@@ -19,6 +24,9 @@ from prometheus_client import generate_latest as _generate_latest
 
 from ..core.metrics import RequestMetrics
 from ..core.redact import redact
+from .auth import TOKEN_NAME_KEY
+
+access_logger = logging.getLogger("n3_notebook.serve.access")
 
 LABEL_MAX = 120
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -43,6 +51,12 @@ class ServiceMetrics:
             "n3_http_requests",
             "HTTP requests by route template, method and status",
             ["route", "method", "status"],
+            registry=r,
+        )
+        self.by_token = Counter(
+            "n3_http_requests_by_token",
+            "HTTP requests by the name of the token that authenticated them, and status",
+            ["token", "status"],
             registry=r,
         )
         self.in_flight = Gauge(
@@ -141,12 +155,14 @@ class ServiceMetrics:
 
 class MetricsMiddleware:
     """Pure ASGI middleware: counts every HTTP request by route template and status, keeps
-    the in-flight gauge and the duration histogram. (Pure ASGI, not BaseHTTPMiddleware, so
-    streams and their cancellation pass through untouched.)"""
+    the in-flight gauge and the duration histogram, and writes the access log when
+    `access_log`. (Pure ASGI, not BaseHTTPMiddleware, so streams and their cancellation
+    pass through untouched.)"""
 
-    def __init__(self, app: Any, metrics: ServiceMetrics) -> None:
+    def __init__(self, app: Any, metrics: ServiceMetrics, access_log: bool = True) -> None:
         self.app = app
         self.metrics = metrics
+        self.access_log = access_log
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -174,5 +190,22 @@ class MetricsMiddleware:
         finally:
             m.in_flight.dec()
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            m.requests.labels(label(route), scope.get("method", ""), status).inc()
-            m.duration.labels(label(route)).observe(time.perf_counter() - t0)
+            elapsed = time.perf_counter() - t0
+            method = scope.get("method", "")
+            m.requests.labels(label(route), method, status).inc()
+            m.duration.labels(label(route)).observe(elapsed)
+            token = scope.get(TOKEN_NAME_KEY)
+            if token is not None:
+                m.by_token.labels(label(token), status).inc()
+            if self.access_log and access_logger.isEnabledFor(logging.INFO):
+                client = scope.get("client") or ("-", 0)
+                access_logger.info(
+                    '%s:%s - "%s %s" %s token=%s %.3fs',
+                    client[0],
+                    client[1],
+                    method,
+                    label(scope.get("path", "")),
+                    status,
+                    token or "-",
+                    elapsed,
+                )

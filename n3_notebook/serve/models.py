@@ -94,6 +94,37 @@ class GenerateRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=1)
 
 
+def generate_request_model(max_prompt_chars: int, max_output_tokens: int) -> type[GenerateRequest]:
+    """GenerateRequest with this server's caps on the text and on max_tokens (the OpenAPI
+    document shows them; a request over them is a 422 naming the field)."""
+    model: type[GenerateRequest] = create_model(  # type: ignore[call-overload]
+        "GenerateRequest",
+        __base__=GenerateRequest,
+        prompt=(
+            str,
+            Field(..., min_length=1, max_length=max_prompt_chars, description="the user message"),
+        ),
+        system=(
+            str | None,
+            Field(None, max_length=max_prompt_chars, description="an optional system prompt"),
+        ),
+        max_tokens=(int | None, Field(None, ge=1, le=max_output_tokens)),
+    )
+    model.__doc__ = GenerateRequest.__doc__
+    return model
+
+
+def text_size(value: Any) -> int:
+    """Characters of text in a JSON value (strings, keys included, at any depth)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(len(str(k)) + text_size(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(text_size(v) for v in value)
+    return 0
+
+
 class Usage(BaseModel):
     input_tokens: int
     output_tokens: int

@@ -20,10 +20,11 @@ from .models import (
     ChainList,
     ChainRunResult,
     ErrorResponse,
-    GenerateRequest,
     GenerateResult,
+    generate_request_model,
     inputs_model,
     inputs_of,
+    text_size,
 )
 from .sse import dumps
 from .state import ServeState
@@ -37,12 +38,15 @@ SSE_DOC: dict[int | str, dict[str, Any]] = {
 ERRORS_DOC: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse, "description": why}
     for code, why in (
+        (400, "a model this server does not serve"),
         (401, "missing or wrong bearer token"),
         (404, "unknown chain"),
-        (422, "invalid inputs"),
+        (413, "the body is over the server's size limit"),
+        (422, "invalid inputs, or text over the server's limit"),
+        (429, "the token already has its limit of requests running"),
         (502, "a provider failed"),
         (503, "over this worker's concurrency limit, or shutting down"),
-        (504, "a provider timed out"),
+        (504, "a provider timed out, or the request ran past the server's time limit"),
     )
 }
 
@@ -80,8 +84,18 @@ def add_chain_routes(app: FastAPI, state: ServeState, name: str, chain: Chain) -
     required = any(v is REQUIRED for v in chain.inputs.values())
     base = f"/chains/{name}"
 
+    max_chars = state.limits.max_prompt_chars
+
     def inputs(body: BaseModel | None) -> dict[str, Any]:
-        return inputs_of(body) if body is not None else {}
+        given = inputs_of(body) if body is not None else {}
+        if text_size(given) > max_chars:
+            raise ServeError(
+                422,
+                "input_too_long",
+                f"the inputs hold more than this server's limit of {max_chars} characters "
+                "of text (N3_SERVE_MAX_PROMPT_CHARS)",
+            )
+        return given
 
     def run_job(body: BaseModel | None) -> Job:
         work_ = work.chain_run(state, name, inputs(body))
@@ -159,6 +173,9 @@ def add_unknown_chain_routes(app: FastAPI, state: ServeState) -> None:
 
 
 def add_generate_routes(app: FastAPI, state: ServeState) -> None:
+    limits = state.limits
+    request_model = generate_request_model(limits.max_prompt_chars, limits.max_output_tokens)
+
     @app.post(
         "/v1/generate",
         tags=["generate"],
@@ -166,7 +183,7 @@ def add_generate_routes(app: FastAPI, state: ServeState) -> None:
         response_model=GenerateResult,
         responses=ERRORS_DOC,
     )
-    async def generate(request: Request, body: GenerateRequest) -> Response:
+    async def generate(request: Request, body: Annotated[request_model, Body()]) -> Response:  # type: ignore[valid-type]
         return Job(state.lifecycle, work.generate(state, body), state.metrics, "/v1/generate")
 
     @app.post(
@@ -176,7 +193,10 @@ def add_generate_routes(app: FastAPI, state: ServeState) -> None:
         response_class=Response,
         responses={**SSE_DOC, **ERRORS_DOC},
     )
-    async def generate_stream(request: Request, body: GenerateRequest) -> Response:
+    async def generate_stream(
+        request: Request,
+        body: Annotated[request_model, Body()],  # type: ignore[valid-type]
+    ) -> Response:
         return Job(
             state.lifecycle, work.generate_stream(state, body), state.metrics, "/v1/generate/stream"
         )

@@ -10,6 +10,7 @@ from ..core.types import StreamConfig
 from .jobs import Lifecycle
 from .metrics import ServiceMetrics
 from .providers import ProviderPool
+from .settings import Limits
 
 
 @dataclass
@@ -24,6 +25,8 @@ class ServeState:
     stream_config: StreamConfig
     namespace: dict[str, Any]
     allowed_models: frozenset[str] | None
+    limits: Limits
+    token_names: tuple[str, ...]  # names only: the tokens stay in the auth middleware
 
 
 __all__ = ["ServeState"]

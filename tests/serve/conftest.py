@@ -16,6 +16,7 @@ from n3_notebook.core.registry import resolve_model
 from n3_notebook.emulator import run_emulator
 from n3_notebook.serve import create_app
 from n3_notebook.serve.background import BackgroundServer
+from n3_notebook.serve.settings import Limits
 
 #: The key the factory's providers send upstream: it must never appear in an answer.
 SECRET_KEY = "sk-serve-SECRET-0123456789abcdef"
@@ -41,6 +42,10 @@ def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "N3_SERVE_GRACE_PERIOD",
         "N3_SERVE_DEFAULT_MODEL",
         "N3_SERVE_PACING_INTERVAL",
+        "N3_SERVE_TOKEN_FILE",
+        "N3_SERVE_INSECURE_NO_AUTH",
+        "N3_SERVE_CORS_ORIGINS",
+        *(f"N3_SERVE_{f.upper()}" for f in Limits.__dataclass_fields__),
     ):
         monkeypatch.delenv(var, raising=False)
 
