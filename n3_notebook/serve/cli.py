@@ -197,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # checks models, keys, tokens and limits now, before any worker starts
         app = create_app(chains, access_log=False)
         insecure = args.insecure_no_auth or os.environ.get(INSECURE_ENV, "") not in ("", "0")
-        check_exposure(args.host, bool(app.state.n3.token_names), insecure)
+        warning = check_exposure(args.host, bool(app.state.n3.token_names), insecure)
     except InsecureBindError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -207,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     grace = app.state.n3.lifecycle.grace_period
     keepalive = app.state.n3.limits.keepalive_timeout
     del app
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     raise_fd_limit()
     metrics_dir = None
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

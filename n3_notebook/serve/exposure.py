@@ -46,14 +46,16 @@ def is_loopback(host: str) -> bool:
     return bool(infos) and all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
 
 
-def check_exposure(host: str, has_tokens: bool, insecure: bool) -> None:
+def check_exposure(host: str, has_tokens: bool, insecure: bool) -> str | None:
     """Raise InsecureBindError (a one-paragraph message saying what to do) when `host` is
-    reachable from other machines and no token is set; log the risk when `insecure`."""
+    reachable from other machines and no token is set. When `insecure` accepts that risk,
+    it is logged, and returned as a warning for the caller to show at its start; None when
+    there is nothing to warn about."""
     if has_tokens or is_loopback(host):
-        return
+        return None
     if insecure:
         logger.warning(INSECURE_WARNING, host)
-        return
+        return "warning: " + INSECURE_WARNING % (host,)
     raise InsecureBindError(
         f"refusing to listen on {host!r} without authentication: every host that can reach "
         "this address could spend the provider keys of this server. Set a bearer token "

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +21,7 @@ from n3_notebook.serve import create_app
 from n3_notebook.serve.background import BackgroundServer
 from n3_notebook.serve.settings import Limits
 
+ROOT = Path(__file__).resolve().parents[2]
 #: The key the factory's providers send upstream: it must never appear in an answer.
 SECRET_KEY = "sk-serve-SECRET-0123456789abcdef"
 MODEL = "openai:gpt-4o-mini"
@@ -159,3 +163,62 @@ def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("N3_")}
     env.update(extra)
     return env
+
+
+class ServeProcess:
+    """`python -m n3_notebook serve FILE` in a subprocess on a free loopback port (pass
+    `--host` among args to bind elsewhere; later flags win)."""
+
+    def __init__(self, tmp_path: Path, file: Path, *args: str, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(tmp_path / f"serve-{self.port}.log", "w+b")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "n3_notebook",
+                "serve",
+                str(file),
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                *args,
+            ],
+            env=child_env(**env),
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        wait_healthy(self.url, self.proc, self.output, timeout)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path):
+    procs: list[ServeProcess] = []
+
+    def start(text: str, *args: str, **env: str) -> ServeProcess:
+        file = tmp_path / "chains.n3"
+        file.write_text(text, encoding="utf-8")
+        p = ServeProcess(tmp_path, file, *args, **env)
+        procs.append(p)
+        p.wait_ready()
+        return p
+
+    yield start
+    for p in procs:
+        p.close()

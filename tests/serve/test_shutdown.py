@@ -16,66 +16,10 @@ import pytest
 
 from n3_notebook.emulator import run_emulator
 
-from .conftest import SECRET_KEY, child_env, free_port, parse_sse, wait_healthy
+from .conftest import SECRET_KEY, ServeProcess, child_env, parse_sse
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class ServeProcess:
-    def __init__(self, tmp_path: Path, file: Path, *args: str, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(tmp_path / f"serve-{self.port}.log", "w+b")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "n3_notebook",
-                "serve",
-                str(file),
-                "--port",
-                str(self.port),
-                "--log-level",
-                "warning",
-                *args,
-            ],
-            env=child_env(**env),
-            cwd=ROOT,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        wait_healthy(self.url, self.proc, self.output, timeout)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.log.close()
-
-
-@pytest.fixture
-def spawn(tmp_path: Path):
-    procs: list[ServeProcess] = []
-
-    def start(text: str, *args: str, **env: str) -> ServeProcess:
-        file = tmp_path / "chains.n3"
-        file.write_text(text, encoding="utf-8")
-        p = ServeProcess(tmp_path, file, *args, **env)
-        procs.append(p)
-        p.wait_ready()
-        return p
-
-    yield start
-    for p in procs:
-        p.close()
 
 
 def _stream_with_sigterm(p: ServeProcess, path: str, after_tokens: int = 3) -> list[dict[str, Any]]:
