@@ -125,6 +125,11 @@ def text_size(value: Any) -> int:
     return 0
 
 
+class Health(BaseModel):
+    status: Literal["ok", "draining"]
+    chains: int | None = None
+
+
 class Usage(BaseModel):
     input_tokens: int
     output_tokens: int

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Request
 from pydantic import BaseModel
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from ..chain import Chain
 from ..chain.model import REQUIRED
@@ -21,6 +21,7 @@ from .models import (
     ChainRunResult,
     ErrorResponse,
     GenerateResult,
+    Health,
     generate_request_model,
     inputs_model,
     inputs_of,
@@ -32,7 +33,20 @@ from .state import ServeState
 SSE_DOC: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "Server-Sent Events; each event has an `id`, the last one is `done`.",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {
+            "text/event-stream": {
+                # OpenAPI 3.1: the schema of each event (3.2 would call it itemSchema)
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string", "description": "1, 2, ... in the stream"},
+                        "event": {"type": "string"},
+                        "data": {"type": "string", "description": "one line of JSON"},
+                    },
+                    "required": ["id", "event", "data"],
+                }
+            }
+        },
     }
 }
 ERRORS_DOC: dict[int | str, dict[str, Any]] = {
@@ -61,7 +75,13 @@ def add_routes(app: FastAPI, state: ServeState) -> None:
 
 
 def add_service_routes(app: FastAPI, state: ServeState) -> None:
-    @app.get("/healthz", tags=["service"], summary="Liveness and readiness")
+    @app.get(
+        "/healthz",
+        tags=["service"],
+        summary="Liveness and readiness",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "draining: shutting down"}},
+    )
     async def healthz() -> Response:
         if state.lifecycle.draining:
             return Response(dumps({"status": "draining"}), 503, media_type="application/json")
@@ -69,12 +89,24 @@ def add_service_routes(app: FastAPI, state: ServeState) -> None:
             dumps({"status": "ok", "chains": len(state.chains)}), media_type="application/json"
         )
 
-    @app.get("/metrics", tags=["service"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["service"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={401: ERRORS_DOC[401], 429: ERRORS_DOC[429]},
+    )
     async def metrics_route() -> Response:
         body, content_type = state.metrics.render()
         return Response(body, media_type=content_type)
 
-    @app.get("/chains", tags=["chains"], summary="The chains served", response_model=ChainList)
+    @app.get(
+        "/chains",
+        tags=["chains"],
+        summary="The chains served",
+        response_model=ChainList,
+        responses={401: ERRORS_DOC[401], 429: ERRORS_DOC[429]},
+    )
     async def list_chains() -> Response:
         return Response(dumps(chain_list(state)), media_type="application/json")
 

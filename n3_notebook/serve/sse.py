@@ -7,6 +7,7 @@ raw CR or LF, and U+2028/U+2029 are written escaped, so a client that splits lin
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -25,8 +26,14 @@ def _default(obj: Any) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact JSON bytes; values JSON has no type for (sets, bytes, ...) become lists or text."""
-    data = orjson.dumps(obj, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    """Compact JSON bytes; values JSON has no type for (sets, bytes, ...) become lists or text.
+    What orjson refuses (integers beyond 64 bits, lone surrogates, both valid JSON a
+    client may send) goes through the standard library, escaped to ASCII."""
+    try:
+        data = orjson.dumps(obj, default=_default, option=orjson.OPT_NON_STR_KEYS)
+    except orjson.JSONEncodeError:
+        text = json.dumps(obj, default=_default, separators=(",", ":"), ensure_ascii=True)
+        return text.encode("ascii")
     if _LS in data or _PS in data:
         data = data.replace(_LS, b"\\u2028").replace(_PS, b"\\u2029")
     return data
