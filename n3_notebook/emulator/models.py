@@ -26,8 +26,8 @@ __all__ = [
     "resolve_pacing",
 ]
 
-ENV_TOKEN_DELAY = "N3_EMULATOR_TOKEN_DELAY"
-ENV_FIRST_TOKEN_DELAY = "N3_EMULATOR_FIRST_TOKEN_DELAY"
+ENV_TOKEN_DELAY = "N3_EMULATOR_TOKEN_DELAY"  # nosec B105  # a variable name, not a secret
+ENV_FIRST_TOKEN_DELAY = "N3_EMULATOR_FIRST_TOKEN_DELAY"  # nosec B105  # likewise
 
 PROVIDERS: tuple[str, ...] = ("openai", "anthropic", "gemini", "cohere", "ollama")
 

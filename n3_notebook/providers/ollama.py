@@ -32,8 +32,8 @@ def normalize_host(host: str) -> str:
         host = "http://" + host
     scheme, rest = host.split("://", 1)
     hostport = rest.split("/", 1)[0]
-    if hostport.startswith("0.0.0.0"):
-        rest = rest.replace("0.0.0.0", "127.0.0.1", 1)
+    if hostport.startswith("0.0.0.0"):  # nosec B104  # a bind-all OLLAMA_HOST: use loopback
+        rest = rest.replace("0.0.0.0", "127.0.0.1", 1)  # nosec B104  # likewise
         hostport = rest.split("/", 1)[0]
     if ":" not in hostport.rsplit("]", 1)[-1]:
         rest = rest.replace(hostport, hostport + ":11434", 1)

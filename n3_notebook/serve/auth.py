@@ -17,7 +17,7 @@ from .sse import dumps
 from .tokens import ApiToken
 
 #: Where the name of the token that authenticated a request is left in its ASGI scope.
-TOKEN_NAME_KEY = "n3.token"
+TOKEN_NAME_KEY = "n3.token"  # nosec B105  # a scope key; it holds a name, not a token
 RETRY_AFTER = b"1"
 
 

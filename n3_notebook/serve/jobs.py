@@ -354,7 +354,7 @@ class Job(Response):
                 message = await receive()
                 if message["type"] == "http.disconnect":
                     break
-        except Exception:  # the server cannot tell us any more: the connection is gone
+        except Exception:  # nosec B110  # the server cannot tell us any more: the client is gone
             pass
         out.gone = True
         task.cancel()
