@@ -3,6 +3,8 @@ deployment note runs it (offline: the bundled emulator answers)."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from n3_notebook.serve.settings import Limits, limit_env
 
 from .conftest import child_env, free_port, parse_sse, wait_healthy
 
@@ -80,3 +84,14 @@ def test_gunicorn_with_the_deploy_config_serves_and_stops_on_sigterm(tmp_path):
             proc.kill()
             proc.wait(10)
         log.close()
+
+
+def test_the_dockerfile_runs_unprivileged_with_the_service_limits():
+    text = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+    users = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
+    assert users and users[-1] not in ("root", "0")
+    env = dict(re.findall(r"\b(N3_SERVE_[A-Z_]+)=(\S+)", text))
+    defaults = Limits()
+    for f in dataclasses.fields(Limits):
+        assert float(env[limit_env(f.name)]) == getattr(defaults, f.name), f.name
+    assert "N3_SERVE_TOKEN=" not in text and "N3_SERVE_INSECURE_NO_AUTH" not in env
