@@ -10,11 +10,14 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from ..core.redact import redact
 from .errors import ServeError, error_body, from_exception
 from .jobs import json_error
 from .sse import dumps
 
 logger = logging.getLogger("n3_notebook.serve")
+#: Characters of a field's path an error repeats (the path holds the client's own keys).
+FIELD_MAX = 100
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -24,7 +27,7 @@ def install_error_handlers(app: FastAPI) -> None:
         parts = []
         for e in exc.errors():
             loc = [str(x) for x in e.get("loc", ()) if x != "body"]
-            where = ".".join(loc) or "body"
+            where = redact(".".join(loc)[:FIELD_MAX]) or "body"  # a client's key, cut short
             msg = str(e.get("msg", "invalid"))
             if e.get("type") == "json_invalid":
                 where = "body"

@@ -4,6 +4,7 @@ per-token concurrency limit. Against the real `python -m n3_notebook serve` proc
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
@@ -249,3 +250,29 @@ def test_gunicorn_config_refuses_an_open_public_bind(tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_refused_body_leaves_the_kept_alive_connection_usable(spawn, tmp_path):
+    tokens = _token_file(tmp_path, f"alice {ALICE}\n")
+    p = spawn(CHAIN, "--token-file", str(tokens), **OFFLINE)
+    host, port = p.url.removeprefix("http://").split(":")
+    body = b'{"who": "' + b"w" * 60000 + b'"}'
+    with socket.create_connection((host, int(port)), timeout=20) as sock:
+        for auth, status in (
+            (b"", b"401"),
+            (b"authorization: Bearer " + ALICE.encode() + b"\r\n", b"200"),
+        ):
+            sock.sendall(
+                b"POST /chains/hello/run HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n"
+                + auth
+                + b"content-length: %d\r\n\r\n" % len(body)
+                + body
+            )
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += sock.recv(65536)
+            head, _, rest = answer.partition(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            while len(rest) < length:
+                rest += sock.recv(65536)
+            assert head.split(b" ")[1] == status, head
