@@ -5,6 +5,8 @@ security headers, CORS, and errors that echo nothing a client sent."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -12,7 +14,9 @@ import httpx
 import psutil
 import pytest
 
-from .conftest import parse_sse
+from n3_notebook.serve import Limits
+
+from .conftest import ROOT, child_env, parse_sse
 
 pytestmark = pytest.mark.timeout(90)
 OFFLINE = {
@@ -261,3 +265,26 @@ def test_errors_echo_no_prompt_or_secret(server):
         headers={"content-type": "application/json"},
     )
     assert r.status_code == 422 and secret not in r.text
+
+
+def test_limits_from_the_environment_and_their_errors(monkeypatch, tmp_path):
+    monkeypatch.setenv("N3_SERVE_MAX_BODY_BYTES", "4096")
+    monkeypatch.setenv("N3_SERVE_REQUEST_TIMEOUT", "2.5")
+    limits = Limits.from_env(max_headers=7)
+    assert (limits.max_body_bytes, limits.request_timeout, limits.max_headers) == (4096, 2.5, 7)
+    for value in ("lots", "0", "-1"):
+        monkeypatch.setenv("N3_SERVE_MAX_BODY_BYTES", value)
+        with pytest.raises(ValueError, match="N3_SERVE_MAX_BODY_BYTES"):
+            Limits.from_env()
+    file = tmp_path / "chains.n3"
+    file.write_text(CHAIN, encoding="utf-8")
+    r = subprocess.run(
+        [sys.executable, "-m", "n3_notebook", "serve", str(file), "--port", "1"],
+        cwd=ROOT,
+        env=child_env(**OFFLINE, N3_SERVE_HEADER_TIMEOUT="soon"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 2 and "N3_SERVE_HEADER_TIMEOUT" in r.stderr
+    assert "Traceback" not in r.stderr
