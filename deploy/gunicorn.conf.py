@@ -12,6 +12,8 @@ import os
 import shutil
 import sys
 
+from prometheus_client import multiprocess
+
 from n3_notebook.serve.exposure import InsecureBindError, check_exposure
 from n3_notebook.serve.settings import Limits
 from n3_notebook.serve.tokens import collect_tokens
@@ -64,6 +66,4 @@ def on_starting(server):
 def child_exit(server, worker):
     """A dead worker's live gauges (in flight, open streams) leave the sum."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         multiprocess.mark_process_dead(worker.pid)

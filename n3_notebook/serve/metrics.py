@@ -19,7 +19,14 @@ import os
 import time
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    multiprocess,
+)
 from prometheus_client import generate_latest as _generate_latest
 
 from ..core.metrics import RequestMetrics
@@ -145,8 +152,6 @@ class ServiceMetrics:
     def render(self) -> tuple[bytes, str]:
         """(body, content type) of the Prometheus text format."""
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-            from prometheus_client import multiprocess
-
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)
             return _generate_latest(registry), CONTENT_TYPE_LATEST

@@ -1,13 +1,16 @@
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 pytest.importorskip("fastapi")
@@ -123,8 +126,6 @@ def free_port() -> int:
 
 def parse_sse(text: str) -> list[dict[str, Any]]:
     """Events as {"id": int, "event": str, "data": parsed JSON}."""
-    import json
-
     out = []
     for block in text.replace("\r\n", "\n").split("\n\n"):
         if not block.strip() or block.startswith(":"):
@@ -142,10 +143,6 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
 def wait_healthy(url: str, proc: Any, output: Any, timeout: float = 30.0) -> None:
     """Until GET url/healthz answers 200; fails with the server's output if the process
     `proc` exits first or `timeout` seconds pass."""
-    import time
-
-    import httpx
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
