@@ -13,9 +13,11 @@ from starlette.responses import Response
 from ..core.redact import redact
 from .errors import ServeError, error_body, from_exception
 from .jobs import json_error
+from .limits import ERROR_TYPES
 from .sse import dumps
 
 logger = logging.getLogger("n3_notebook.serve")
+HTTP_ERROR_TYPES = {404: "not_found", 405: "method_not_allowed", **ERROR_TYPES}
 #: Characters of a field's path an error repeats (the path holds the client's own keys).
 FIELD_MAX = 100
 
@@ -41,7 +43,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        kind = HTTP_ERROR_TYPES.get(exc.status_code, "http_error")
         body = error_body(kind, str(exc.detail))
         return Response(dumps(body), exc.status_code, exc.headers, media_type="application/json")
 

@@ -135,6 +135,19 @@ def test_a_chunked_body_past_the_limit_is_cut_off(server):
         sock.close()
     assert head.startswith(b"HTTP/1.1 413 "), head[:200]
     assert sent < 64 * MB
+
+    # what an ordinary client sees (httpx reads the answer after its write fails)
+    def body():
+        for _ in range(400):
+            yield chunk[:MB]
+
+    r = httpx.post(
+        f"{server.url}/v1/generate",
+        content=body(),
+        headers={"content-type": "application/json"},
+        timeout=30,
+    )
+    assert r.status_code == 413 and r.json()["error"]["type"] == "body_too_large"
     assert rss.growth < RSS_BOUND
 
 
