@@ -406,7 +406,7 @@ class BaseProvider:
                 f"no answer from {mask_url(self.base_url)} in time ({type(exc).__name__})",
                 provider=self.name,
             )
-            err._n3_retryable = True  # type: ignore[attr-defined]
+            err.retryable = True
             raise err from exc
         except httpx.TransportError as exc:
             reason = redact(str(exc)) or type(exc).__name__
@@ -415,7 +415,7 @@ class BaseProvider:
                 provider=self.name,
                 hint=self.unreachable_hint or "Check the base URL and your network.",
             )
-            err._n3_retryable = True  # type: ignore[attr-defined]
+            err.retryable = True
             raise err from exc
         if 300 <= response.status_code < 400:
             location = mask_url(response.headers.get("location", "?"))
@@ -467,14 +467,14 @@ class BaseProvider:
             provider_message=provider_message,
             retry_after=retry_after_seconds(response.headers),
         )
-        err._n3_retryable = should_retry_status(status, response.headers, self.retry)  # type: ignore[attr-defined]
+        err.retryable = should_retry_status(status, response.headers, self.retry)
         return err
 
     async def _sleep_before_retry(
         self, exc: LLMError, attempt: int, rec: RequestMetrics, deadline: float | None
     ) -> bool:
         """Wait before the next attempt; False if no attempt is left (caller re-raises)."""
-        if not getattr(exc, "_n3_retryable", False) or not attempts_left(attempt, self.retry):
+        if not exc.retryable or not attempts_left(attempt, self.retry):
             return False
         delay = next_delay(attempt, self.retry, exc.retry_after)
         loop = asyncio.get_running_loop()
@@ -508,7 +508,7 @@ class BaseProvider:
                         f"the connection broke while reading the answer ({type(exc).__name__})",
                         provider=self.name,
                     )
-                    err._n3_retryable = True  # type: ignore[attr-defined]
+                    err.retryable = True
                     raise err from exc
                 finally:
                     await response.aclose()
@@ -593,7 +593,7 @@ class BaseProvider:
         except LLMError as exc:
             _fail(rec, exc)
             if delivered:
-                exc.partial_chunks = delivered  # type: ignore[attr-defined]
+                exc.partial_chunks = delivered
             raise
         finally:
             rec.duration = loop.time() - start

@@ -3,6 +3,8 @@ provider's own message; none ever carries an API key (messages pass through reda
 
 from __future__ import annotations
 
+from typing import Any
+
 from .redact import redact
 
 
@@ -21,6 +23,8 @@ class LLMError(Exception):
         provider_message: str | None = None,
         hint: str | None = None,
         retry_after: float | None = None,
+        retryable: bool = False,
+        partial_chunks: int = 0,
     ) -> None:
         self.message = redact(str(message))
         self.provider = provider
@@ -31,6 +35,11 @@ class LLMError(Exception):
         #: Seconds the provider asked to wait before trying again (its retry-after-ms or
         #: retry-after header), or None when it said nothing.
         self.retry_after = retry_after
+        #: Whether another attempt may succeed (a connection error, 429, 5xx); the retry
+        #: loop reads it, and only before the first chunk has reached the caller.
+        self.retryable = retryable
+        #: How many chunks reached the caller before a stream failed (0: none did).
+        self.partial_chunks = partial_chunks
         super().__init__(self.message)
 
     def __str__(self) -> str:
@@ -55,7 +64,7 @@ class LLMError(Exception):
             f"request_id={self.request_id!r}, message={self.message!r})"
         )
 
-    def __reduce__(self):  # picklable across processes, keyword args preserved
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable, keyword args preserved
         return (
             _rebuild,
             (
@@ -67,13 +76,24 @@ class LLMError(Exception):
                 self.provider_message,
                 self.hint,
                 self.retry_after,
+                self.retryable,
+                self.partial_chunks,
             ),
         )
 
 
 def _rebuild(
-    cls, message, provider, status_code, request_id, provider_message, hint, retry_after=None
-):
+    cls: type[LLMError],
+    message: str,
+    provider: str | None,
+    status_code: int | None,
+    request_id: str | None,
+    provider_message: str | None,
+    hint: str | None,
+    retry_after: float | None = None,
+    retryable: bool = False,
+    partial_chunks: int = 0,
+) -> LLMError:
     return cls(
         message,
         provider=provider,
@@ -82,6 +102,8 @@ def _rebuild(
         provider_message=provider_message,
         hint=hint,
         retry_after=retry_after,
+        retryable=retryable,
+        partial_chunks=partial_chunks,
     )
 
 
@@ -145,6 +167,10 @@ class StreamProtocolError(LLMError):
 
 class StreamingNotSupportedError(LLMError):
     """The provider or model does not stream."""
+
+
+#: The seed project's name for StreamingNotSupportedError, kept for code ported from it.
+ProviderStreamingNotSupportedError = StreamingNotSupportedError
 
 
 class ContentFilteredError(LLMError):

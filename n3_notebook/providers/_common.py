@@ -83,7 +83,7 @@ def inband_error(provider: str, message: str, kind: Any = None, code: Any = None
         status_code=status,
         provider_message=message,
     )
-    err._n3_retryable = retryable  # type: ignore[attr-defined]
+    err.retryable = retryable
     return err
 
 

@@ -343,3 +343,22 @@ def test_other_errors_are_not_status_errors() -> None:
     for cls in (APIConnectionError, StreamProtocolError, StreamingNotSupportedError):
         assert not issubclass(cls, APIStatusError)
     assert not issubclass(ContentFilteredError, APIStatusError)
+
+
+def test_retryable_and_partial_chunks_are_fields_and_survive_pickling():
+    import pickle
+
+    plain = LLMError("x")
+    assert plain.retryable is False and plain.partial_chunks == 0
+    err = RateLimitError("slow down", provider="openai", retryable=True, partial_chunks=3)
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is RateLimitError
+    assert back.retryable is True and back.partial_chunks == 3
+
+
+def test_seed_name_for_streaming_not_supported_is_kept():
+    import n3_notebook
+    from n3_notebook.core.errors import ProviderStreamingNotSupportedError
+
+    assert ProviderStreamingNotSupportedError is StreamingNotSupportedError
+    assert n3_notebook.ProviderStreamingNotSupportedError is StreamingNotSupportedError
