@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import shlex
 from pathlib import Path
@@ -117,7 +116,8 @@ async def run_kept(
     no_widget: bool,
 ) -> Any:
     from .defaults import default_model
-    from .runner import interrupted, interrupted_error, stream_config
+    from .launch import launch
+    from .runner import stream_config
 
     if output is not None and not output.isidentifier():
         raise CellError(f"-o needs a Python variable name, got {output!r}", "Malformed %chain")
@@ -156,11 +156,6 @@ async def run_kept(
             panel.close(result)
         return result
 
-    task = asyncio.ensure_future(drive())
-    panel.on_cancel = task.cancel
-    handle = LLMHandle(task, f"chain {chain.name or ''}".strip(), None)
-    magics.track(handle)
-
     def settle(_t: Any) -> None:
         panel.close(result)  # also when the task was cancelled before it began
         magics.last = result
@@ -169,17 +164,22 @@ async def run_kept(
         if result.steps:
             _publish(result)
 
-    task.add_done_callback(settle)
-    if background:
-        return handle
+    def on_cancel(cancel: Any) -> None:
+        panel.on_cancel = cancel
+
     try:
-        await task
-    except asyncio.CancelledError:
-        if interrupted():
-            raise interrupted_error(output) from None
+        launched = await launch(
+            magics,
+            drive(),
+            f"chain {chain.name or ''}".strip(),
+            background=background,
+            output=output,
+            on_cancel=on_cancel,
+            on_done=settle,
+        )
     except (ChainError, ConfigurationError) as exc:
         raise CellError(str(exc), "Chain error") from None
-    return None
+    return launched if isinstance(launched, LLMHandle) else None
 
 
 class _Panel:

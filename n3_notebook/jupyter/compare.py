@@ -23,10 +23,10 @@ if TYPE_CHECKING:
 
 async def run_compare(magics: LLMMagics, opts: CellOptions, prompt: str) -> Any:
     from .handle import LLMHandle
+    from .interrupt import interrupted
+    from .launch import launch
     from .runner import (
         _model_spec,
-        interrupted,
-        interrupted_error,
         label,
         note,
         request_params,
@@ -87,8 +87,6 @@ async def run_compare(magics: LLMMagics, opts: CellOptions, prompt: str) -> Any:
     )
     if grid is not None:
         grid.cancel_all.on_click(lambda _b: everything.cancel())
-    handle = LLMHandle(everything, f"comparison of {len(specs)} models", None)
-    magics.track(handle)
 
     async def finish() -> ComparisonResult:
         stopped = False
@@ -113,17 +111,14 @@ async def run_compare(magics: LLMMagics, opts: CellOptions, prompt: str) -> Any:
             raise asyncio.CancelledError
         return result
 
-    if opts.background:
-        task = asyncio.ensure_future(finish())
-        return LLMHandle(task, handle.label, None)
-    try:
-        await finish()
-    except asyncio.CancelledError:
-        everything.cancel()
-        if interrupted():
-            raise interrupted_error(opts.output) from None
-        raise
-    return None
+    launched = await launch(
+        magics,
+        finish(),
+        f"comparison of {len(specs)} models",
+        background=opts.background,
+        output=opts.output,
+    )
+    return launched if isinstance(launched, LLMHandle) else None
 
 
 def _make_view(use_widgets: bool, title: str, sub: str | None, magics: LLMMagics) -> Any:

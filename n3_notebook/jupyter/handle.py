@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Generator
 from typing import Any
 
+from .interrupt import wake_on_sigint
+
 
 class LLMHandle:
     """What a `--background` cell returns: `await h`, `h.cancel()`, `h.done()`, `h.result()`."""
@@ -35,7 +37,8 @@ class LLMHandle:
 
     async def _wait(self) -> Any:
         try:
-            return await asyncio.shield(self.task)
+            with wake_on_sigint():  # `await h` in a cell stops at once on an interrupt
+                return await asyncio.shield(self.task)
         except asyncio.CancelledError:
             me = asyncio.current_task()
             if self.task.cancelled() and not (me is not None and me.cancelling()):

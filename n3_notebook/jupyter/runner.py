@@ -6,7 +6,6 @@ unless --background, which returns an LLMHandle at once."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from ..core.types import Message, StreamConfig
 from .defaults import default_model
 from .errors import CellError
 from .handle import LLMHandle
+from .launch import launch
 from .options import CellOptions, parse_line
 from .run import StreamRun
 from .views import TextView, widgets_available
@@ -113,38 +113,25 @@ def make_view(magics: LLMMagics, opts: CellOptions, title: str, subtitle: str | 
 
 async def start(magics: LLMMagics, run: StreamRun, opts: CellOptions, prompt: str) -> Any:
     """Run the stream as a task; wait for it unless --background."""
-    task = asyncio.ensure_future(run.go())
-    handle = LLMHandle(task, run.label, run)
-    run.view.on_cancel = handle.cancel
-    magics.track(handle)
-    task.add_done_callback(lambda t: _settle(magics, run, opts, prompt, t))
-    if opts.background:
-        return handle
-    try:
-        await task
-    except asyncio.CancelledError:
-        if interrupted():
-            raise interrupted_error(opts.output) from None
-        # Cancel button: the cell ends cleanly, showing "cancelled".
+
+    def on_cancel(cancel: Any) -> None:
+        run.view.on_cancel = cancel
+
+    launched = await launch(
+        magics,
+        run.go(),
+        run.label,
+        background=opts.background,
+        output=opts.output,
+        run=run,
+        on_cancel=on_cancel,
+        on_done=lambda t: _settle(magics, run, opts, prompt, t),
+    )
+    if isinstance(launched, LLMHandle):
+        return launched
     if run.error is not None:
         raise CellError(_error_text(run.error), type(run.error).__name__)
     return None
-
-
-def interrupted() -> bool:
-    """True when the cell's own task was cancelled (a kernel interrupt), not a stream."""
-    me = asyncio.current_task()
-    return me is not None and me.cancelling() > 0
-
-
-def interrupted_error(output: str | None) -> CellError:
-    """The short message an interrupted cell ends with (instead of a CancelledError trace)."""
-    kept = f"`{output}` and `%llm last`" if output else "`%llm last`"
-    return CellError(
-        f"interrupted: the request was cancelled and its connection closed. What arrived is "
-        f"kept in {kept}.",
-        "KeyboardInterrupt",
-    )
 
 
 def _settle(magics: LLMMagics, run: StreamRun, opts: CellOptions, prompt: str, task: Any) -> None:
