@@ -7,6 +7,7 @@ import traceback
 from typing import Any
 
 from . import magics as magics_module
+from .status import BusyWhileRunning
 from .transformer import transform
 
 
@@ -22,6 +23,8 @@ def load(ip: Any) -> None:
         cleanup.append(transform)
     ip.user_ns.setdefault("Err", m.errors)
     ip.events.register("post_run_cell", _record_error)
+    m.busy = BusyWhileRunning(ip)
+    m.busy.install()
     magics_module.register(m)
 
 
@@ -34,6 +37,7 @@ def unload(ip: Any) -> None:
     if m is not None:
         for h in m.handles:
             h.cancel()
+        m.busy.uninstall()
         if m in ip.configurables:
             ip.configurables.remove(m)
     magics_module.unregister()

@@ -19,6 +19,7 @@ from .conftest import ARTIFACTS
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 KERNEL_IDLE = re.compile(r"Python 3 \(ipykernel\) \| Idle")
+KERNEL_STATUS = re.compile(r"Python 3 \(ipykernel\) \| (\w+)")
 TOKENS = re.compile(r"(\d+) tokens")
 
 
@@ -83,6 +84,14 @@ class Pane:
         return self.header.inner_text()
 
 
+def kernel_status(page) -> str:
+    """The status bar's kernel state ("Idle", "Busy", ...)."""
+    text = page.locator(".jp-StatusBar-TextItem", has_text="ipykernel").first.inner_text()
+    m = KERNEL_STATUS.search(text)
+    assert m, f"no kernel status in the status bar: {text!r}"
+    return m.group(1)
+
+
 def tokens_in(stats: str) -> int:
     m = TOKENS.search(stats)
     assert m, f"no token count in the stats line {stats!r}"
@@ -113,12 +122,20 @@ def test_stream_then_cancel_closes_the_connection(page, lab) -> None:
     assert tokens_in(stats2) > tokens_in(stats1), (stats1, stats2)
     assert stats1.startswith("first token") and "tok/s" in stats2, stats2
     assert "streaming" in pane.state()
+    # the status bar says Busy the whole time the cell streams (JupyterLab's control
+    # requests during the cell are answered with an idle of their own)
+    seen = set()
+    for _ in range(10):
+        seen.add(kernel_status(page))
+        time.sleep(0.1)
+    assert seen == {"Busy"}, seen
     shot(page, story, "browser-04-streaming.png")
 
     pane.cancel.click()
     wait_until(lambda: "cancelled" in pane.state(), "the header to say cancelled", 5)
     wait_done(story, 10)  # the cell ends normally after a Cancel
     assert "Error" not in output_text(story)
+    wait_until(lambda: kernel_status(page) == "Idle", "the status bar to say Idle", 5)
     time.sleep(0.3)
     text3, _ = pane.sample()
     time.sleep(1.0)

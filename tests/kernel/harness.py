@@ -60,6 +60,8 @@ class Kernel:
         self.kc.wait_for_ready(timeout=60)
         self.executions: dict[str, Execution] = {}
         self.comms: dict[str, dict[str, Any]] = {}
+        #: every status message in arrival order: (state, parent msg_id, parent msg_type)
+        self.statuses: list[tuple[str, str | None, str | None]] = []
 
     def close(self) -> None:
         self.kc.stop_channels()
@@ -89,6 +91,9 @@ class Kernel:
         kind = msg["msg_type"]
         content = msg["content"]
         ex = self.executions.get(parent)
+        if kind == "status":
+            parent_type = msg.get("parent_header", {}).get("msg_type")
+            self.statuses.append((content["execution_state"], parent, parent_type))
         if kind == "comm_open":
             self.comms[content["comm_id"]] = content
             if ex:
@@ -134,6 +139,12 @@ class Kernel:
         content = {"comm_id": comm_id, "data": {"method": "custom", "content": {"event": "click"}}}
         msg = self.kc.session.msg("comm_msg", content)
         self.kc.shell_channel.send(msg)
+
+    def control(self, msg_type: str, content: dict[str, Any] | None = None) -> str:
+        """Send a control request (as JupyterLab does while a cell runs); its msg_id."""
+        msg = self.kc.session.msg(msg_type, content or {})
+        self.kc.control_channel.send(msg)
+        return msg["header"]["msg_id"]
 
     def interrupt(self) -> None:
         self.km.interrupt_kernel()
