@@ -24,9 +24,10 @@ _EXPORTS: dict[str, str] = {
     "BadRequestError": "core.errors",
     "BaseProvider": "core.base",
     "Chain": "chain.model",
-    "ChainError": "chain.model",
+    "ChainError": "chain.spec",
     "ChainEvent": "chain.events",
     "ChainResult": "chain.events",
+    "ChainSpec": "chain.spec",
     "CohereProvider": "providers.cohere",
     "ComparisonResult": "core.compare",
     "ConfigurationError": "core.errors",
@@ -51,7 +52,7 @@ _EXPORTS: dict[str, str] = {
     "SSEDecoder": "wire.sse",
     "SSEEvent": "wire.sse",
     "ServerError": "core.errors",
-    "Step": "chain.model",
+    "Step": "chain.spec",
     "StepResult": "chain.events",
     "StreamChunk": "core.types",
     "StreamConfig": "core.types",
@@ -61,7 +62,7 @@ _EXPORTS: dict[str, str] = {
     "Usage": "core.types",
     "create_provider": "core.registry",
     "is_offline": "core.offline",
-    "parse_chain": "chain.parser",
+    "parse_chain": "chain.model",
     "register_provider": "core.registry",
     "resolve_model": "core.registry",
     "run_emulator": "emulator",
@@ -79,6 +80,7 @@ __all__ = [
     "ChainError",
     "ChainEvent",
     "ChainResult",
+    "ChainSpec",
     "CohereProvider",
     "ComparisonResult",
     "ConfigurationError",
@@ -150,7 +152,16 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .chain import Chain, ChainError, ChainEvent, ChainResult, Step, StepResult, parse_chain
+    from .chain import (
+        Chain,
+        ChainError,
+        ChainEvent,
+        ChainResult,
+        ChainSpec,
+        Step,
+        StepResult,
+        parse_chain,
+    )
     from .core.base import BaseProvider
     from .core.compare import ComparisonResult
     from .core.errors import (

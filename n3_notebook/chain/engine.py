@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, Callable, Mapping
+from typing import Any, cast
 
 from ..core.base import BaseProvider, flatten
 from ..core.collect import ResponseBuilder
@@ -18,8 +18,12 @@ from ..core.registry import create_provider
 from ..core.template import TemplateError, fill
 from ..core.types import Message, StreamConfig
 from .events import ChainEvent, ChainResult, StepResult
-from .model import Chain, ChainError
+from .spec import ChainError, ChainSpec
 
+__all__ = ["ProviderFactory", "run_chain", "stream_chain", "stream_chain_batches"]
+
+#: Gives the provider for a model string. A factory's providers are borrowed: their owner
+#: (the notebook session, the service's pool, a test) closes them.
 ProviderFactory = Callable[[str], BaseProvider]
 
 
@@ -52,36 +56,36 @@ NOT_STARTED = "not started: the chain was cancelled"
 
 
 def stream_chain(
-    chain: Chain,
+    chain: ChainSpec,
     inputs: dict[str, Any],
     namespace: Mapping[str, Any] | None = None,
     provider_factory: ProviderFactory | None = None,
     default_model: str | None = None,
     stream_config: StreamConfig | None = None,
     result: ChainResult | None = None,
-) -> AsyncIterator[ChainEvent]:
+) -> AsyncGenerator[ChainEvent, None]:
     """Run the chain, yielding step-tagged events; the last is `chain_done`.
 
     Everything that can be known to be wrong (a missing input, an unknown reference, a
     model without a key) raises ChainError before any request is sent. Closing the
     generator or cancelling its consumer cancels every running step (closing its
     connection) and starts nothing new."""
-    return flatten(
-        stream_chain_batches(
-            chain, inputs, namespace, provider_factory, default_model, stream_config, result
-        )
+    batches = stream_chain_batches(
+        chain, inputs, namespace, provider_factory, default_model, stream_config, result
     )
+    # flatten() is an async generator (it has aclose()); its annotation says less
+    return cast(AsyncGenerator[ChainEvent, None], flatten(batches))
 
 
 async def stream_chain_batches(
-    chain: Chain,
+    chain: ChainSpec,
     inputs: dict[str, Any],
     namespace: Mapping[str, Any] | None = None,
     provider_factory: ProviderFactory | None = None,
     default_model: str | None = None,
     stream_config: StreamConfig | None = None,
     result: ChainResult | None = None,
-) -> AsyncIterator[list[ChainEvent]]:
+) -> AsyncGenerator[list[ChainEvent], None]:
     """stream_chain, a list of events at a time: each list is every event ready when the
     consumer asked (the tokens one network read brought, for one), so a relay can write
     them at once. The events and their order are exactly stream_chain's."""
@@ -89,7 +93,7 @@ async def stream_chain_batches(
     outside = dict(namespace or {})
     chain.check_references({**outside, **values})
     fallback = default_model or chain.default_model
-    models = {}
+    models: dict[str, str] = {}
     for s in chain.steps:
         spec = s.model or fallback
         if not spec:
@@ -159,23 +163,18 @@ async def stream_chain_batches(
                     if chunk.content:
                         queue.put_nowait(ChainEvent("token", step_name, {"text": chunk.content}))
             finally:
-                await stream.aclose()  # type: ignore[attr-defined]
+                await stream.aclose()  # type: ignore[attr-defined]  # core annotates less
             sr.response = builder.build()
             sr.state = "done"
             sr.cost = response_cost(sr.response, provider.name, provider.model)
             u = sr.response.usage
-            queue.put_nowait(
-                ChainEvent(
-                    "step_done",
-                    step_name,
-                    {
-                        "input_tokens": u.input_tokens,
-                        "output_tokens": u.output_tokens,
-                        "finish_reason": sr.response.finish_reason,
-                        "cost_usd": sr.cost,
-                    },
-                )
-            )
+            data = {
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "finish_reason": sr.response.finish_reason,
+                "cost_usd": sr.cost,
+            }
+            queue.put_nowait(ChainEvent("step_done", step_name, data))
         except asyncio.CancelledError:
             sr.response = builder.build("cancelled")
             sr.state = "cancelled"
@@ -195,7 +194,7 @@ async def stream_chain_batches(
         running = len(tasks)
         while running:
             event = await queue.get()
-            batch = []
+            batch: list[ChainEvent] = []
             while True:
                 if event is _FINISHED:
                     running -= 1
@@ -226,9 +225,19 @@ async def stream_chain_batches(
             await providers.aclose()
 
 
-async def run_chain(chain: Chain, inputs: dict[str, Any], **kwargs: Any) -> ChainResult:
+async def run_chain(
+    chain: ChainSpec,
+    inputs: dict[str, Any],
+    namespace: Mapping[str, Any] | None = None,
+    provider_factory: ProviderFactory | None = None,
+    default_model: str | None = None,
+    stream_config: StreamConfig | None = None,
+) -> ChainResult:
+    """Run the chain to its end; the ChainResult of every step."""
     result = ChainResult(chain.name, {}, {})
-    gen = stream_chain(chain, inputs, result=result, **kwargs)
+    gen = stream_chain(
+        chain, inputs, namespace, provider_factory, default_model, stream_config, result
+    )
     try:
         async for _ in gen:
             pass

@@ -101,11 +101,7 @@ class ChainResult:
             "inputs": self.inputs,
             "outputs": self.outputs,
             "duration": self.duration,
-            "usage": {
-                "input_tokens": self.usage.input_tokens,
-                "output_tokens": self.usage.output_tokens,
-                "total_tokens": self.usage.total_tokens,
-            },
+            "usage": self.usage.as_dict(),
             "cost_usd": self.cost,
             "steps": {
                 n: {

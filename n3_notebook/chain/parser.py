@@ -25,9 +25,13 @@ import ast
 import textwrap
 import warnings
 from keyword import iskeyword
-from typing import Any
+from typing import Any, TypeVar
 
-from .model import REQUIRED, Chain, ChainError, Step
+from .spec import REQUIRED, ChainError, ChainSpec, Step
+
+__all__ = ["parse_as", "parse_spec"]
+
+SpecT = TypeVar("SpecT", bound=ChainSpec)
 
 
 def _value(text: str, line: int) -> Any:
@@ -44,7 +48,7 @@ def _value(text: str, line: int) -> Any:
 
 def _strip_comment(text: str) -> str:
     """`text  # comment` -> `text` (a # inside quotes stays)."""
-    quote = None
+    quote = ""
     escaped = False
     for i, ch in enumerate(text):
         if quote:
@@ -53,7 +57,7 @@ def _strip_comment(text: str) -> str:
             elif ch == "\\":
                 escaped = True
             elif ch == quote:
-                quote = None
+                quote = ""
         elif ch in "\"'":
             quote = ch
         elif ch == "#":
@@ -91,7 +95,9 @@ def _split_params(text: str, line: int) -> tuple[str | None, dict[str, Any]]:
 
 
 def _split_commas(text: str) -> list[str]:
-    parts, depth, current, quote, escaped = [], 0, [], None, False
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quote, escaped = 0, "", False
     for ch in text:
         if quote:
             current.append(ch)
@@ -100,7 +106,7 @@ def _split_commas(text: str) -> list[str]:
             elif ch == "\\":
                 escaped = True
             elif ch == quote:
-                quote = None
+                quote = ""
             continue
         if ch in "\"'":
             quote = ch
@@ -117,8 +123,15 @@ def _split_commas(text: str) -> list[str]:
     return parts
 
 
-def parse_chain(text: str, name: str | None = None, first_line: int = 1) -> Chain:
+def parse_spec(text: str, name: str | None = None, first_line: int = 1) -> ChainSpec:
     """Parse %%chain text; errors name the line (numbered from first_line)."""
+    return parse_as(ChainSpec, text, name, first_line)
+
+
+def parse_as(
+    cls: type[SpecT], text: str, name: str | None = None, first_line: int = 1
+) -> SpecT:
+    """parse_spec, making a `cls` (ChainSpec or a subclass of it, such as Chain)."""
     inputs: dict[str, Any] = {}
     input_lines: dict[str, int] = {}
     steps: list[Step] = []
@@ -197,4 +210,4 @@ def parse_chain(text: str, name: str | None = None, first_line: int = 1) -> Chai
                 lineno,
             )
     close()
-    return Chain(steps, inputs, name, input_lines=input_lines)
+    return cls(steps, inputs, name, input_lines=input_lines)

@@ -25,6 +25,14 @@ class Usage:
         o = int(output_tokens or 0)
         return cls(i, o, i + o)
 
+    def as_dict(self) -> dict[str, int]:
+        """The counts as JSON-ready fields (chain results, the service's answers)."""
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
