@@ -24,6 +24,14 @@ def is_offline() -> bool:
     return os.environ.get(OFFLINE_ENV, "").strip().lower() in _TRUE
 
 
+def offline_models(provider: str) -> list[str]:
+    """The models the emulator answers for a provider's route (loaded on first use, like
+    the emulator itself)."""
+    from ..emulator import EMULATOR_MODELS
+
+    return list(EMULATOR_MODELS.get(provider, []))
+
+
 def offline_endpoint(provider: str) -> tuple[str, str]:
     """(base_url, api_key) of the process's emulator for a provider, starting it if needed."""
     from ..emulator import OFFLINE_API_KEY, get_offline_emulator

@@ -2,31 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..core import registry
-from ..core.offline import is_offline
+from ..core.offline import is_offline, offline_models
+from ..core.sync import run_sync
+from ..providers.ollama import OllamaProvider
+from .display import Table
+from .errors import CellError
+
+__all__ = ["list_models"]
 
 
-def list_models(provider: str | None) -> Any:
-    from .magics import Table
-
+def list_models(provider: str | None) -> Table:
     rows: list[tuple[str, str, str]] = []
     names = [provider] if provider else registry.provider_names()
     for name in names:
         try:
             cls = registry.get_provider_class(name)
         except Exception as exc:
-            from .errors import CellError
-
             raise CellError(str(exc), "Unknown provider") from None
-        if name == "emulator" or is_offline():
-            from ..emulator import EMULATOR_MODELS
-
-            source = "emulator"
-            models = EMULATOR_MODELS.get("openai" if name == "emulator" else name, [])
-            if name == "emulator":
-                models = ["demo"]
+        if name == "emulator":
+            source, models = "emulator", ["demo"]
+        elif is_offline():
+            source, models = "emulator", offline_models(name)
         elif name == "ollama":
             source, models = _ollama_models()
         else:
@@ -40,15 +37,16 @@ def list_models(provider: str | None) -> Any:
     return Table(("provider", "model", "source"), rows)
 
 
-def _ollama_models() -> tuple[str, list[str]]:
-    from ..core.sync import run_sync
-    from ..providers.ollama import OllamaProvider
-
-    async def fetch() -> list[str]:
-        async with OllamaProvider(timeout=2.0) as p:
-            return [m.get("name") or m.get("model") for m in await p.list_models()]
-
+async def _ollama_tags() -> list[str]:
+    ollama = OllamaProvider(timeout=2.0)
     try:
-        return "ollama /api/tags", run_sync(fetch)
+        return [str(m.get("name") or m.get("model")) for m in await ollama.list_models()]
+    finally:
+        await ollama.aclose()
+
+
+def _ollama_models() -> tuple[str, list[str]]:
+    try:
+        return "ollama /api/tags", run_sync(_ollama_tags)
     except Exception as exc:
         return f"unreachable ({type(exc).__name__})", []

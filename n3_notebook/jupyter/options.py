@@ -1,14 +1,28 @@
-"""Parsing the `%%llm` line: models and options, with clear errors instead of SystemExit."""
+"""Parsing magic lines: `%%llm`, `%%chain` and `%chain run`, with clear errors instead of
+SystemExit. A flag is one add_argument() in a parser below plus a field of the same name in
+its options class (fields are filled from the parsed arguments by name)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import shlex
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, NoReturn, TypeVar
 
 from .errors import CellError
+
+__all__ = [
+    "FORMATS",
+    "CellOptions",
+    "ChainCellOptions",
+    "ChainRunOptions",
+    "LineParser",
+    "parse_chain_line",
+    "parse_chain_run",
+    "parse_line",
+    "parse_value",
+]
 
 FORMATS = ("markdown", "text", "code", "json", "html")
 MAX_REPEAT = 100
@@ -17,6 +31,67 @@ USAGE = (
     "[-f markdown|text|code|json|html] [-o VAR] [--background] [--no-widget] "
     "[--timeout S] [--chat] [--repeat N]"
 )
+CHAIN_USAGE = "%%chain [NAME] [-o VAR] [-m MODEL] [--define] [--background] [--no-widget]"
+CHAIN_RUN_USAGE = "%chain run NAME [key=value ...] [-o VAR] [--background] [--no-widget]"
+
+OptionsT = TypeVar("OptionsT")
+
+
+class LineParser(argparse.ArgumentParser):
+    """argparse for a magic's line: a mistake is a CellError naming the usage."""
+
+    def __init__(self, prog: str, usage_line: str, kind: str) -> None:
+        super().__init__(prog=prog, add_help=False, allow_abbrev=False)
+        self.usage_line = usage_line
+        self.kind = kind
+
+    def error(self, message: str) -> NoReturn:
+        raise CellError(f"{message}. Usage: {self.usage_line}", self.kind)
+
+    def split(self, line: str) -> list[str]:
+        try:
+            return shlex.split(line)
+        except ValueError as exc:
+            self.error(f"{exc} in {line!r}")
+
+    def parse_into(
+        self, cls: type[OptionsT], argv: list[str], intermixed: bool = False
+    ) -> OptionsT:
+        """Parse argv into a `cls` dataclass whose fields are named like the arguments."""
+        ns = self.parse_intermixed_args(argv) if intermixed else self.parse_args(argv)
+        values = vars(ns)
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})  # type: ignore[arg-type]
+
+    def fail(self, message: str) -> NoReturn:
+        """A mistake found after parsing (a bad value), shown like argparse's own."""
+        raise CellError(message, self.kind)
+
+
+def parse_value(text: str) -> Any:
+    """`key=value` values: JSON when they parse (numbers, true, lists), else the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def key_values(items: list[str], parser: LineParser, example: str) -> dict[str, Any]:
+    """`key=value` arguments as a dict (values read by parse_value)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            parser.fail(f"expected key=value, got {item!r}. Example: {example}")
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def check_output(name: str | None, parser: LineParser) -> None:
+    if name is not None and not name.isidentifier():
+        parser.fail(f"-o needs a Python variable name, got {name!r}")
+
+
+# --- %%llm ---------------------------------------------------------------------------
 
 
 @dataclass
@@ -34,14 +109,18 @@ class CellOptions:
     chat: bool = False
     repeat: int = 1
 
+    def request_params(self) -> dict[str, Any]:
+        """What goes to the provider besides the messages: -p values, -t and -n."""
+        params = dict(self.params)
+        if self.temperature is not None:
+            params["temperature"] = self.temperature
+        if self.max_tokens is not None:
+            params["max_tokens"] = self.max_tokens
+        return params
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
-        raise CellError(f"{message}. Usage: {USAGE}", "Malformed %%llm line")
 
-
-def _parser() -> _Parser:
-    p = _Parser(prog="%%llm", add_help=False, allow_abbrev=False)
+def llm_parser() -> LineParser:
+    p = LineParser("%%llm", USAGE, "Malformed %%llm line")
     p.add_argument("models", nargs="*")
     p.add_argument("-s", "--system")
     p.add_argument("-t", "--temperature", type=float)
@@ -57,54 +136,71 @@ def _parser() -> _Parser:
     return p
 
 
-def parse_value(text: str) -> Any:
-    """`-p key=value` values: JSON when they parse (numbers, true, lists), else the string."""
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def parse_line(line: str) -> CellOptions:
-    try:
-        argv = shlex.split(line)
-    except ValueError as exc:
-        raise CellError(f"{exc} in {line!r}. Usage: {USAGE}", "Malformed %%llm line") from None
-    ns = _parser().parse_args(argv)
-    params: dict[str, Any] = {}
-    for item in ns.params:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise CellError(
-                f"-p takes key=value, got {item!r}. Example: -p top_p=0.9",
-                "Malformed %%llm line",
-            )
-        params[key.strip()] = parse_value(value)
-    if ns.output is not None and not ns.output.isidentifier():
-        raise CellError(
-            f"-o needs a Python variable name, got {ns.output!r}", "Malformed %%llm line"
-        )
-    if ns.temperature is not None and not 0 <= ns.temperature <= 2:  # also refuses nan
-        raise CellError(f"-t must be between 0 and 2, got {ns.temperature}", "Malformed %%llm line")
-    if ns.max_tokens is not None and ns.max_tokens < 1:
-        raise CellError(f"-n must be at least 1, got {ns.max_tokens}", "Malformed %%llm line")
-    if ns.timeout is not None and not 0 < ns.timeout < float("inf"):
-        raise CellError(f"--timeout must be positive, got {ns.timeout}", "Malformed %%llm line")
-    if not 1 <= ns.repeat <= MAX_REPEAT:
-        raise CellError(
-            f"--repeat must be between 1 and {MAX_REPEAT}, got {ns.repeat}", "Malformed %%llm line"
-        )
-    return CellOptions(
-        models=list(ns.models),
-        system=ns.system,
-        temperature=ns.temperature,
-        max_tokens=ns.max_tokens,
-        params=params,
-        format=ns.format,
-        output=ns.output,
-        background=ns.background,
-        no_widget=ns.no_widget,
-        timeout=ns.timeout,
-        chat=ns.chat,
-        repeat=ns.repeat,
-    )
+    """The %%llm line: models and options, checked."""
+    p = llm_parser()
+    opts = p.parse_into(CellOptions, p.split(line))
+    opts.params = key_values(list(opts.params), p, "-p top_p=0.9")
+    check_output(opts.output, p)
+    if opts.temperature is not None and not 0 <= opts.temperature <= 2:  # also refuses nan
+        p.fail(f"-t must be between 0 and 2, got {opts.temperature}")
+    if opts.max_tokens is not None and opts.max_tokens < 1:
+        p.fail(f"-n must be at least 1, got {opts.max_tokens}")
+    if opts.timeout is not None and not 0 < opts.timeout < float("inf"):
+        p.fail(f"--timeout must be positive, got {opts.timeout}")
+    if not 1 <= opts.repeat <= MAX_REPEAT:
+        p.fail(f"--repeat must be between 1 and {MAX_REPEAT}, got {opts.repeat}")
+    return opts
+
+
+# --- %%chain and %chain run ----------------------------------------------------------
+
+
+@dataclass
+class ChainCellOptions:
+    name: str | None = None
+    output: str | None = None
+    model: str | None = None
+    define: bool = False
+    background: bool = False
+    no_widget: bool = False
+
+
+def parse_chain_line(line: str) -> ChainCellOptions:
+    p = LineParser("%%chain", CHAIN_USAGE, "Malformed %%chain line")
+    p.add_argument("name", nargs="?")
+    p.add_argument("-o", "--output")
+    p.add_argument("-m", "--model")
+    p.add_argument("--define", action="store_true")
+    p.add_argument("--background", action="store_true")
+    p.add_argument("--no-widget", dest="no_widget", action="store_true")
+    opts = p.parse_into(ChainCellOptions, p.split(line))
+    check_output(opts.output, p)
+    return opts
+
+
+@dataclass
+class ChainRunOptions:
+    name: str
+    inputs: dict[str, Any] = field(default_factory=dict)
+    output: str | None = None
+    background: bool = False
+    no_widget: bool = False
+
+
+def parse_chain_run(line: str) -> ChainRunOptions:
+    """`run NAME [key=value ...] [-o VAR] [--background] [--no-widget]` (a %chain line)."""
+    p = LineParser("%chain run", CHAIN_RUN_USAGE, "Malformed %chain")
+    argv = p.split(line)
+    if argv[:1] != ["run"]:
+        p.error("expected `run NAME`")
+    argv = argv[1:]
+    p.add_argument("name")
+    p.add_argument("inputs", nargs="*")
+    p.add_argument("-o", "--output")
+    p.add_argument("--background", action="store_true")
+    p.add_argument("--no-widget", dest="no_widget", action="store_true")
+    opts = p.parse_into(ChainRunOptions, argv, intermixed=True)
+    opts.inputs = key_values(list(opts.inputs), p, "topic=tides")
+    check_output(opts.output, p)
+    return opts

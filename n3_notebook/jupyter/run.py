@@ -12,6 +12,23 @@ from ..core.metrics import logger
 from ..core.types import LLMResponse, Message, StreamConfig
 from .errors import describe
 from .stats import Stats
+from .views import View
+
+__all__ = ["StreamRun", "label", "note"]
+
+
+def label(provider: BaseProvider) -> str:
+    """A pane's title: provider:model."""
+    return f"{provider.name}:{provider.model}"
+
+
+def note(provider: BaseProvider) -> str | None:
+    """A pane's subtitle: whether the answer comes from the offline emulator."""
+    if provider.name == "emulator":
+        return "offline demo model"
+    if getattr(provider, "offline", False):
+        return "offline emulator"
+    return None
 
 
 class StreamRun:
@@ -25,11 +42,11 @@ class StreamRun:
         self,
         provider: BaseProvider,
         messages: list[Message],
-        view: Any,
+        view: View,
         system: str | None = None,
         params: dict[str, Any] | None = None,
         stream_config: StreamConfig | None = None,
-        label: str | None = None,
+        title: str | None = None,
     ) -> None:
         self.provider = provider
         self.messages = messages
@@ -37,7 +54,7 @@ class StreamRun:
         self.system = system
         self.params = params or {}
         self.stream_config = stream_config
-        self.label = label or f"{provider.name}:{provider.model}"
+        self.label = title or label(provider)
         self.builder = ResponseBuilder(provider.name, provider.model)
         self.response: LLMResponse | None = None
         self.error: LLMError | None = None
@@ -70,7 +87,7 @@ class StreamRun:
                         view.update_stats(self.stats())
                         view.append(chunk.content)
             finally:
-                await stream.aclose()  # type: ignore[attr-defined]
+                await stream.aclose()  # type: ignore[attr-defined]  # core annotates less
             self.state = "done"
         except asyncio.CancelledError:
             self.state, finish = "cancelled", "cancelled"

@@ -37,7 +37,7 @@ class BusyWhileRunning:
 
     def __init__(self, shell: Any) -> None:
         self.shell = shell
-        self.kernel = getattr(shell, "kernel", None)
+        self.kernel: Any = getattr(shell, "kernel", None)
         self._publish: Any = None
         self._running: dict[str, Any] | None = None
         self._lock = threading.Lock()

@@ -1,28 +1,56 @@
-"""Plain-text stream view (terminal IPython, --no-widget) and widget detection.
+"""Where a stream is shown: the View protocol, the plain-text views (terminal IPython,
+--no-widget) and the factories that pick a widget or a text view for a session.
 
-A view takes these calls from the runner: start, append, update_stats, finish, show_final;
+A view takes these calls from a run: start, append, update_stats, finish, show_final;
 widget.WidgetView is the live one."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TextIO
 
 from .coalesce import Coalescer
 from .stats import Stats
+from .widget import WidgetView
+
+__all__ = ["BufferedTextView", "TextView", "View", "make_view", "widgets_available"]
+
+
+class View(Protocol):
+    """One stream's pane."""
+
+    label: str
+    note: str | None
+    on_cancel: Callable[[], Any] | None
+
+    def start(self) -> None: ...
+
+    def append(self, piece: str) -> None: ...
+
+    def update_stats(self, stats: Stats) -> None: ...
+
+    def finish(self, state: str, stats: Stats, error: str | None = None) -> None: ...
+
+    def show_final(self) -> bool:
+        """Whether the runner should also publish the final answer as an output."""
+        ...
 
 
 class TextView:
     """Plain text on stdout: terminal IPython and --no-widget."""
 
     def __init__(
-        self, label: str, note: str | None = None, stream: Any = None, interval: float = 0.05
+        self,
+        label: str,
+        note: str | None = None,
+        stream: TextIO | None = None,
+        interval: float = 0.05,
     ) -> None:
         self.label = label
         self.note = note
         self.out = stream or sys.stdout
-        self.on_cancel: Callable[[], None] | None = None
+        self.on_cancel: Callable[[], Any] | None = None
         self._written = 0
         # one write (one kernel stdout message) per interval, not one per token
         self._coalescer = Coalescer(self._write, interval)
@@ -31,14 +59,16 @@ class TextView:
     def text(self) -> str:
         return self._coalescer.text
 
+    def heading(self) -> str:
+        return f"── {self.label}" + (f" ({self.note})" if self.note else "") + " ──"
+
     def _write(self, text: str) -> None:
         self.out.write(text[self._written :])
         self.out.flush()
         self._written = len(text)
 
     def start(self) -> None:
-        head = f"── {self.label}" + (f" ({self.note})" if self.note else "") + " ──"
-        print(head, file=self.out, flush=True)
+        print(self.heading(), file=self.out, flush=True)
 
     def append(self, piece: str) -> None:
         self._coalescer.add(piece)
@@ -56,25 +86,13 @@ class TextView:
         self.out.flush()
 
     def show_final(self) -> bool:
-        """Whether the runner should also publish the final answer as an output."""
         return False
-
-
-def widgets_available(shell: Any) -> bool:
-    """True in a kernel with ipywidgets importable (not in terminal IPython)."""
-    if shell is None or getattr(shell, "kernel", None) is None:
-        return False
-    try:
-        import ipywidgets  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class BufferedTextView(TextView):
     """Plain text for concurrent streams: each answer is printed whole when it ends."""
 
-    def __init__(self, label: str, note: str | None = None, stream: Any = None) -> None:
+    def __init__(self, label: str, note: str | None = None, stream: TextIO | None = None) -> None:
         super().__init__(label, note, stream)
         self._parts: list[str] = []
 
@@ -89,10 +107,31 @@ class BufferedTextView(TextView):
         self._parts.append(piece)
 
     def finish(self, state: str, stats: Stats, error: str | None = None) -> None:
-        head = f"── {self.label}" + (f" ({self.note})" if self.note else "") + " ──"
-        print(head, file=self.out)
+        print(self.heading(), file=self.out)
         if self.text:
             print(self.text, file=self.out)
         if error:
             print(f"[{state}] {error}", file=self.out)
         print(f"[{state}] {stats.line()}", file=self.out, flush=True)
+
+
+def widgets_available(shell: Any) -> bool:
+    """True in a kernel (widgets reach a frontend), not in terminal IPython."""
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def make_view(
+    widgets: bool,
+    label: str,
+    note: str | None,
+    interval: float,
+    *,
+    shown_alone: bool = True,
+) -> View:
+    """A widget view (displayed at once when shown_alone) or a text view: a live one for a
+    stream of its own, a buffered one for a stream that shares the output with others."""
+    if widgets:
+        return WidgetView(label, note, interval=interval, display=shown_alone)
+    if shown_alone:
+        return TextView(label, note, interval=interval)
+    return BufferedTextView(label, note)

@@ -9,7 +9,7 @@ import html
 from collections.abc import Callable
 from typing import Any
 
-import ipywidgets as w
+import ipywidgets as w  # type: ignore[import-untyped]  # no stubs or py.typed
 from IPython.display import display as show
 
 from .coalesce import Coalescer
@@ -56,7 +56,7 @@ class WidgetView:
         self.label = label
         self.note = note
         self.state = "waiting"
-        self.on_cancel: Callable[[], None] | None = None
+        self.on_cancel: Callable[[], Any] | None = None
         self._stats = Stats()
         self.header = w.HTML()
         self.body = w.HTML()

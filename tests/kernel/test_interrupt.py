@@ -151,8 +151,7 @@ import asyncio
 await asyncio.sleep(0.3)
 ours = [t for t in asyncio.all_tasks() if "n3_notebook" in repr(t.get_coro())
         and t is not asyncio.current_task()]
-m = get_ipython().magics_manager.registry["LLMMagics"]
-session = getattr(m, "session", m)
+session = get_ipython().magics_manager.registry["LLMMagics"].session
 transports = [p.client._transport for p in session.providers.values() if p._client]
 print("pending", len(ours), "in_flight", sum(t.in_flight for t in transports))
 """

@@ -203,18 +203,18 @@ def test_offline_mode_and_demo_default(kernel, emu):
 def test_start_cancel_cycles_leave_nothing_behind(kernel, emu):
     code = """
 import asyncio, random
-from n3_notebook.jupyter.runner import run_llm_cell
-from n3_notebook.jupyter.magics import active
+session = get_ipython().magics_manager.registry["LLMMagics"].session
+from n3_notebook.jupyter.llm_cell import run_llm_cell
 random.seed(7)
 for i in range(100):
-    h = await run_llm_cell("openai:gpt-4o-mini~long:400 --background --no-widget", "cycle")
+    h = await run_llm_cell(session, "openai:gpt-4o-mini~long:400 --background --no-widget", "cycle")
     await asyncio.sleep(random.uniform(0, 0.03))
     h.cancel()
     await h
 await asyncio.sleep(0.2)
 ours = [t for t in asyncio.all_tasks() if "n3_notebook" in repr(t.get_coro())
         and t is not asyncio.current_task()]
-transports = [p.client._transport for p in active().providers.values() if p._client]
+transports = [p.client._transport for p in session.providers.values() if p._client]
 in_flight = sum(t.in_flight for t in transports)
 print("pending", len(ours), "in_flight", in_flight)
 print([repr(t) for t in ours])

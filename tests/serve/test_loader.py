@@ -6,7 +6,6 @@ import json
 import re
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -138,36 +137,34 @@ def test_repository_notebooks_load_if_they_define_chains():
 
 
 def test_chain_serve_magic(monkeypatch, capsys):
-    from n3_notebook.jupyter.chain_magics import chain_line
+    from n3_notebook.jupyter.chain_commands import chain_command
     from n3_notebook.jupyter.errors import CellError
+    from n3_notebook.jupyter.session import NotebookSession
 
     monkeypatch.setenv("N3_OFFLINE", "1")
     monkeypatch.setenv("N3_EMULATOR_TOKEN_DELAY", "0")
     monkeypatch.setenv("N3_EMULATOR_FIRST_TOKEN_DELAY", "0")
     chain = Chain.parse("input who\nstep a:\n    Greet {who} in a {tone} tone.\n", "greet")
-    magics = SimpleNamespace(
-        chains={"greet": chain},
-        default_model="",
-        shell=SimpleNamespace(user_ns={"tone": "dry", "other": 1}),
-    )
-    chain_line(magics, "serve greet --port 0")
+    session = NotebookSession(namespace={"tone": "dry", "other": 1})
+    session.chains["greet"] = chain
+    chain_command(session, ["serve", "greet", "--port", "0"])
     out = capsys.readouterr().out
     url = re.search(r"(http://127\.0\.0\.1:\d+)/chains/greet/run", out).group(1)
     try:
         r = httpx.post(f"{url}/chains/greet/run", json={"who": "Ada"}, timeout=10)
         assert r.status_code == 200 and r.json()["steps"]["a"]["model"] == "emulator:demo"
-        chain_line(magics, "serve greet --port 0")  # again: restarted with a new server
+        chain_command(session, ["serve", "greet", "--port", "0"])  # again: a new server
         url2 = re.search(r"(http://127\.0\.0\.1:\d+)/", capsys.readouterr().out).group(1)
         assert httpx.get(f"{url2}/healthz").status_code == 200
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{url}/healthz", timeout=2)
     finally:
-        chain_line(magics, "serve greet --stop")
+        chain_command(session, ["serve", "greet", "--stop"])
     assert "stopped chain greet" in capsys.readouterr().out
     with pytest.raises(CellError, match="usage: %chain serve"):
-        chain_line(magics, "serve greet --port nope")
+        chain_command(session, ["serve", "greet", "--port", "nope"])
     with pytest.raises(CellError, match="no chain named 'nope'"):
-        chain_line(magics, "serve nope")
+        chain_command(session, ["serve", "nope"])
 
 
 def test_serve_package_is_not_imported_by_the_library():

@@ -7,54 +7,64 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
+from ..core.base import BaseProvider
 from ..core.compare import ComparisonResult, summarize
 from ..core.types import LLMResponse, Message
+from .display import markdown_bundle
 from .errors import CellError, describe
+from .handle import LLMHandle
+from .interrupt import interrupted
+from .launch import launch
 from .options import CellOptions
-from .run import StreamRun
+from .run import StreamRun, label, note
+from .session import NotebookSession
 from .stats import Stats
-from .views import BufferedTextView, widgets_available
+from .views import View, make_view
+from .widget import ComparisonGrid, WidgetView, comparison_grid
 
-if TYPE_CHECKING:
-    from .magics import LLMMagics
+__all__ = ["run_compare"]
 
 
-async def run_compare(magics: LLMMagics, opts: CellOptions, prompt: str) -> Any:
-    from .handle import LLMHandle
-    from .interrupt import interrupted
-    from .launch import launch
-    from .runner import (
-        _model_spec,
-        label,
-        note,
-        request_params,
-        stream_config,
-    )
+@dataclass
+class _Pane:
+    model_spec: str
+    provider: BaseProvider | None  # None: the model could not be set up (error shown)
+    view: View
 
+
+async def run_compare(session: NotebookSession, opts: CellOptions, prompt: str) -> Any:
+    """Stream `prompt` from every model of the cell (each --repeat times) side by side."""
     # the same model named twice would share one row; --repeat N is the way to run it again
-    specs = list(dict.fromkeys(opts.models)) or [(await _model_spec(magics, opts))[0]]
-    use_widgets = not opts.no_widget and widgets_available(magics.shell)
+    specs = list(dict.fromkeys(opts.models)) or [(await session.model_spec([]))[0]]
+    widgets = session.widgets and not opts.no_widget
     result = ComparisonResult(prompt)
-    panes: list[tuple[str, Any, Any]] = []  # (spec, provider or None, view)
-    for spec in specs:
+    panes: list[_Pane] = []
+    for model_spec in specs:
+        provider: BaseProvider | None
         try:
-            provider = magics.provider_for(spec)
+            provider = session.provider_for(model_spec)
             title, sub = label(provider), note(provider)
         except CellError as exc:
-            provider, title, sub = None, spec, None
-            result.errors[spec] = str(exc)
-        panes.append((spec, provider, _make_view(use_widgets, title, sub, magics)))
-    grid = _show_grid([v for _, _, v in panes]) if use_widgets else None
+            provider, title, sub = None, model_spec, None
+            result.errors[model_spec] = str(exc)
+        view = make_view(widgets, title, sub, session.settings.update_interval, shown_alone=False)
+        panes.append(_Pane(model_spec, provider, view))
+    grid: ComparisonGrid | None = None
+    if widgets:
+        grid = comparison_grid([p.view for p in panes if isinstance(p.view, WidgetView)])
+        session.display(grid)
 
     messages = [Message("user", prompt)]
-    params, cfg = request_params(opts), stream_config(magics, opts.timeout)
+    params, cfg = opts.request_params(), session.stream_config(opts.timeout)
 
-    async def one(spec: str, provider: Any, view: Any) -> None:
-        runs: list[LLMResponse] = result.runs.setdefault(spec, [])
+    async def one(pane: _Pane) -> None:
+        runs: list[LLMResponse] = result.runs.setdefault(pane.model_spec, [])
+        view, provider = pane.view, pane.provider
         if provider is None:
-            view.finish("failed", Stats(), result.errors[spec])
+            view.finish("failed", Stats(), result.errors[pane.model_spec])
             return
         for i in range(opts.repeat):
             if opts.repeat > 1:
@@ -73,18 +83,16 @@ async def run_compare(magics: LLMMagics, opts: CellOptions, prompt: str) -> Any:
             except Exception as exc:  # not an LLMError (those end in run.error): a bug
                 if run.response is not None:
                     runs.append(run.response)
-                result.errors[spec] = describe(exc)
-                view.finish("failed", run.stats(), result.errors[spec])
+                result.errors[pane.model_spec] = describe(exc)
+                view.finish("failed", run.stats(), result.errors[pane.model_spec])
                 return
             if run.response is not None:
                 runs.append(run.response)
             if run.error is not None:
-                result.errors[spec] = f"{type(run.error).__name__}: {run.error}"
+                result.errors[pane.model_spec] = describe(run.error)
                 return
 
-    everything = asyncio.ensure_future(
-        asyncio.gather(*(one(s, p, v) for s, p, v in panes), return_exceptions=False)
-    )
+    everything = asyncio.ensure_future(asyncio.gather(*(one(p) for p in panes)))
     if grid is not None:
         grid.cancel_all.on_click(lambda _b: everything.cancel())
 
@@ -100,19 +108,19 @@ async def run_compare(magics: LLMMagics, opts: CellOptions, prompt: str) -> Any:
             everything.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(everything)
-        for spec in specs:
-            runs = result.runs.get(spec, [])
-            result.responses[spec] = runs[-1] if runs else None
-            result.rows.append(summarize(spec, runs, result.errors.get(spec)))
+        for model_spec in specs:
+            runs = result.runs.get(model_spec, [])
+            result.responses[model_spec] = runs[-1] if runs else None
+            result.rows.append(summarize(model_spec, runs, result.errors.get(model_spec)))
         if grid is not None:
             grid.cancel_all.disabled = True
-        _publish(result, opts, magics)
+        _publish(session, result, opts.output)
         if stopped:
             raise asyncio.CancelledError
         return result
 
     launched = await launch(
-        magics,
+        session,
         finish(),
         f"comparison of {len(specs)} models",
         background=opts.background,
@@ -121,36 +129,13 @@ async def run_compare(magics: LLMMagics, opts: CellOptions, prompt: str) -> Any:
     return launched if isinstance(launched, LLMHandle) else None
 
 
-def _make_view(use_widgets: bool, title: str, sub: str | None, magics: LLMMagics) -> Any:
-    if use_widgets:
-        from .widget import WidgetView
-
-        return WidgetView(title, sub, interval=magics.update_interval, display=False)
-    return BufferedTextView(title, sub)
-
-
-def _show_grid(views: list[Any]) -> Any:
-    from IPython.display import display
-
-    from .widget import comparison_grid
-
-    grid = comparison_grid(views)
-    display(grid)
-    return grid
-
-
-def _publish(result: ComparisonResult, opts: CellOptions, magics: LLMMagics) -> None:
-    from IPython.display import display
-
-    if opts.output:
-        magics.shell.user_ns[opts.output] = result
-    magics.last = result
+def _publish(session: NotebookSession, result: ComparisonResult, output: str | None) -> None:
+    session.keep(result, output)
     sections = []
-    for spec, response in result.responses.items():
+    for model_spec, response in result.responses.items():
         body = response.content if response is not None else ""
-        if spec in result.errors:
-            body = (body + "\n\n" if body else "") + f"*{result.errors[spec]}*"
-        sections.append(f"#### {spec}\n\n{body}")
-    text = "\n\n".join(sections)
-    display({"text/markdown": text, "text/plain": text}, raw=True)
-    display(result)
+        if model_spec in result.errors:
+            body = (body + "\n\n" if body else "") + f"*{result.errors[model_spec]}*"
+        sections.append(f"#### {model_spec}\n\n{body}")
+    session.publish(markdown_bundle("\n\n".join(sections)))
+    session.display(result)
