@@ -140,9 +140,7 @@ class StepPanes:
         use_widgets = widgets and session.widgets
         for step in chain.steps:
             title = f"{step.name} · {step.model or fallback or 'default model'}"
-            view = make_view(
-                use_widgets, title, None, session.settings.update_interval, shown_alone=False
-            )
+            view = make_view(use_widgets, title, None, session.settings.update_interval)
             view.on_cancel = self._cancel
             self.views[step.name] = view
         self.box: ChainPanel | None = None

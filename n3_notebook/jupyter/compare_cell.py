@@ -50,7 +50,7 @@ async def run_compare(session: NotebookSession, opts: CellOptions, prompt: str) 
         except CellError as exc:
             provider, title, sub = None, model_spec, None
             result.errors[model_spec] = str(exc)
-        view = make_view(widgets, title, sub, session.settings.update_interval, shown_alone=False)
+        view = make_view(widgets, title, sub, session.settings.update_interval)
         panes.append(_Pane(model_spec, provider, view))
     grid: ComparisonGrid | None = None
     if widgets:

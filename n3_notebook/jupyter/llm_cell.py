@@ -56,6 +56,7 @@ async def run_llm_cell(session: NotebookSession, line: str, cell: str) -> Any:
         label(provider),
         note(provider),
         session.settings.update_interval,
+        show=session.display,
     )
     run = StreamRun(
         provider,

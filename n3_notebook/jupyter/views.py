@@ -125,13 +125,16 @@ def make_view(
     label: str,
     note: str | None,
     interval: float,
-    *,
-    shown_alone: bool = True,
+    show: Callable[[Any], None] | None = None,
 ) -> View:
-    """A widget view (displayed at once when shown_alone) or a text view: a live one for a
-    stream of its own, a buffered one for a stream that shares the output with others."""
+    """A widget view or a text view. A stream shown alone (`show` given) gets a live text
+    view or a widget shown at once; one that shares the output with others (a comparison,
+    a chain) gets a buffered text view or a widget its caller lays out."""
     if widgets:
-        return WidgetView(label, note, interval=interval, display=shown_alone)
-    if shown_alone:
+        view = WidgetView(label, note, interval=interval)
+        if show is not None:
+            show(view.box)
+        return view
+    if show is not None:
         return TextView(label, note, interval=interval)
     return BufferedTextView(label, note)

@@ -1,4 +1,5 @@
-"""The live stream widget: header (model, state), text + stats, and a Cancel button.
+"""The live stream widget: header (model, state), text + stats, and a Cancel button; the
+comparison grid and the chain panel that lay several of them out (their caller shows them).
 
 A frame is one comm message (text and stats share one HTML widget, coalesced to at most
 one every `interval` seconds); header and button change only when the state changes."""
@@ -10,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as w  # type: ignore[import-untyped]  # no stubs or py.typed
-from IPython.display import display as show
 
 from .coalesce import Coalescer
 from .stats import Stats
@@ -50,9 +50,7 @@ class StreamBox(w.VBox):
 class WidgetView:
     """Header (model, state), live text + stats, and a Cancel button."""
 
-    def __init__(
-        self, label: str, note: str | None = None, interval: float = 0.05, display: bool = True
-    ) -> None:
+    def __init__(self, label: str, note: str | None = None, interval: float = 0.05) -> None:
         self.label = label
         self.note = note
         self.state = "waiting"
@@ -78,8 +76,6 @@ class WidgetView:
         self._coalescer = Coalescer(self._render_body, interval)
         self._render_header()
         self._render_body("")
-        if display:
-            show(self.box)
 
     @property
     def text(self) -> str:
