@@ -16,7 +16,6 @@ from ..chain.engine import stream_chain
 from ..core.errors import ConfigurationError
 from .display import markdown_bundle
 from .errors import CellError
-from .handle import LLMHandle
 from .launch import launch
 from .options import parse_chain_line, parse_chain_run
 from .session import NotebookSession
@@ -121,7 +120,7 @@ async def run_kept(
         )
     except (ChainError, ConfigurationError) as exc:
         raise CellError(str(exc), "Chain error") from None
-    return launched if isinstance(launched, LLMHandle) else None
+    return launched  # the handle of a --background cell, else None
 
 
 class StepPanes:

@@ -15,7 +15,6 @@ from ..core.compare import ComparisonResult, summarize
 from ..core.types import LLMResponse, Message
 from .display import markdown_bundle
 from .errors import CellError, describe
-from .handle import LLMHandle
 from .interrupt import interrupted
 from .launch import launch
 from .options import CellOptions
@@ -126,7 +125,7 @@ async def run_compare(session: NotebookSession, opts: CellOptions, prompt: str) 
         background=opts.background,
         output=opts.output,
     )
-    return launched if isinstance(launched, LLMHandle) else None
+    return launched  # the handle of a --background cell, else None
 
 
 def _publish(session: NotebookSession, result: ComparisonResult, output: str | None) -> None:

@@ -12,10 +12,10 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 from .errors import CellError
-from .handle import LLMHandle
+from .handle import LLMHandle, Partial
 from .interrupt import interrupted, wake_on_sigint
 
-__all__ = ["Finished", "HandleTracker", "interrupted_error", "launch"]
+__all__ = ["HandleTracker", "interrupted_error", "launch"]
 
 T = TypeVar("T")
 
@@ -24,16 +24,6 @@ class HandleTracker(Protocol):
     """Where running handles are kept (the notebook session)."""
 
     def track(self, handle: LLMHandle) -> None: ...
-
-
-class Finished:
-    """What an awaited launch() gives back: the work's result, or cancelled (Cancel button)."""
-
-    __slots__ = ("cancelled", "value")
-
-    def __init__(self, value: Any = None, cancelled: bool = False) -> None:
-        self.value = value
-        self.cancelled = cancelled
 
 
 def interrupted_error(output: str | None) -> CellError:
@@ -53,14 +43,16 @@ async def launch(
     *,
     background: bool,
     output: str | None = None,
-    run: Any = None,
+    run: Partial | None = None,
     on_cancel: Callable[[Callable[[], bool]], None] | None = None,
     on_done: Callable[[asyncio.Task[T]], None] | None = None,
-) -> LLMHandle | Finished:
+) -> LLMHandle | None:
     """Run `work` as a task. `on_cancel` receives the handle's cancel (for Cancel buttons);
-    `on_done` runs when the task ends, however it ends. Returns the handle for a background
-    cell; otherwise waits (SIGINT wakes the loop) and returns Finished, or raises the short
-    "interrupted" CellError when the cell itself was interrupted."""
+    `on_done` runs when the task ends, however it ends (it keeps and shows the result).
+    Returns the handle for a background cell. Otherwise waits (SIGINT wakes the loop) and
+    returns None, also when a Cancel button stopped the work; raises the short
+    "interrupted" CellError when the cell itself was interrupted, and whatever the work
+    raised."""
     task: asyncio.Task[T] = asyncio.ensure_future(work)
     handle = LLMHandle(task, label, run)
     if on_cancel is not None:
@@ -72,8 +64,9 @@ async def launch(
         return handle
     with wake_on_sigint():
         try:
-            return Finished(await task)
+            await task
         except asyncio.CancelledError:
             if interrupted():
                 raise interrupted_error(output) from None
-            return Finished(cancelled=True)  # a Cancel button: the cell ends cleanly
+            # a Cancel button: the cell ends cleanly
+    return None

@@ -15,7 +15,6 @@ from ..core.types import Message
 from .compare_cell import run_compare
 from .display import answer_bundle
 from .errors import CellError
-from .handle import LLMHandle
 from .launch import launch
 from .options import CellOptions, parse_line
 from .run import StreamRun, label, note
@@ -80,7 +79,7 @@ async def run_llm_cell(session: NotebookSession, line: str, cell: str) -> Any:
         on_cancel=on_cancel,
         on_done=lambda _task: _settle(session, run, opts, prompt),
     )
-    if isinstance(launched, LLMHandle):  # --background
+    if launched is not None:  # --background: the handle
         return launched
     if run.error is not None:
         raise CellError(_error_text(run.error), type(run.error).__name__)
