@@ -8,9 +8,12 @@ import argparse
 import json
 import shlex
 from dataclasses import dataclass, field, fields
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from .errors import CellError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "FORMATS",
@@ -34,7 +37,7 @@ USAGE = (
 CHAIN_USAGE = "%%chain [NAME] [-o VAR] [-m MODEL] [--define] [--background] [--no-widget]"
 CHAIN_RUN_USAGE = "%chain run NAME [key=value ...] [-o VAR] [--background] [--no-widget]"
 
-OptionsT = TypeVar("OptionsT")
+OptionsT = TypeVar("OptionsT", bound="DataclassInstance")
 
 
 class LineParser(argparse.ArgumentParser):
@@ -60,7 +63,7 @@ class LineParser(argparse.ArgumentParser):
         """Parse argv into a `cls` dataclass whose fields are named like the arguments."""
         ns = self.parse_intermixed_args(argv) if intermixed else self.parse_args(argv)
         values = vars(ns)
-        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})  # type: ignore[arg-type]
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
 
     def fail(self, message: str) -> NoReturn:
         """A mistake found after parsing (a bad value), shown like argparse's own."""
