@@ -40,6 +40,7 @@ class BusyWhileRunning:
         self.kernel: Any = getattr(shell, "kernel", None)
         self._publish: Any = None
         self._running: dict[str, Any] | None = None
+        self._depth = 0
         self._lock = threading.Lock()
 
     @property
@@ -68,6 +69,7 @@ class BusyWhileRunning:
                 self.shell.events.unregister(event, callback)
         self._publish = None
         self._running = None
+        self._depth = 0
 
     def started(self) -> None:
         """pre_execute: remember the execute request this cell answers (main thread only:
@@ -76,8 +78,10 @@ class BusyWhileRunning:
             return
         parent = self.kernel.get_parent("shell")
         header = parent.get("header") if isinstance(parent, dict) else None
-        if isinstance(header, dict) and header.get("msg_type") == "execute_request":
-            with self._lock:
+        executes = isinstance(header, dict) and header.get("msg_type") == "execute_request"
+        with self._lock:
+            self._depth += 1  # a cell may run code that runs cells (shell.run_cell)
+            if self._depth == 1 and executes:
                 self._running = parent
 
     def ended(self) -> None:
@@ -85,7 +89,9 @@ class BusyWhileRunning:
         if threading.current_thread() is not threading.main_thread():
             return
         with self._lock:
-            self._running = None
+            self._depth = max(self._depth - 1, 0)
+            if self._depth == 0:
+                self._running = None
 
     def publish(self, status: str, channel: str, parent: Any = None) -> None:
         """The kernel's _publish_status, then busy again for a running cell."""

@@ -95,6 +95,9 @@ def test_an_idle_for_another_request_is_followed_by_busy() -> None:
     kernel.parents["control"] = msg("sub", "create_subshell_request")
     kernel._publish_status("busy", "control")
     kernel._publish_status("idle", "control")
+    keeper.started()  # the cell runs a cell of its own (shell.run_cell)
+    keeper.ended()
+    kernel._publish_status("idle", "control")
     keeper.ended()
     kernel._publish_status("idle", "shell")
     assert kernel.sent == [
@@ -102,6 +105,8 @@ def test_an_idle_for_another_request_is_followed_by_busy() -> None:
         ("busy", "sub"),
         ("idle", "sub"),
         ("busy", "cell"),  # the indicator goes back to busy at once
+        ("idle", "sub"),
+        ("busy", "cell"),  # still running after the inner cell ended
         ("idle", "cell"),
     ]
     keeper.uninstall()
