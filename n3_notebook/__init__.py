@@ -34,6 +34,8 @@ _EXPORTS: dict[str, str] = {
     "ContentFilteredError": "core.errors",
     "EmulatorProvider": "providers.emulator",
     "GeminiProvider": "providers.gemini",
+    "Image": "core.images",
+    "ImageError": "core.images",
     "LLMError": "core.errors",
     "LLMResponse": "core.types",
     "LLMTimeoutError": "core.errors",
@@ -58,6 +60,9 @@ _EXPORTS: dict[str, str] = {
     "StreamConfig": "core.types",
     "StreamProtocolError": "core.errors",
     "StreamingNotSupportedError": "core.errors",
+    "StructuredOutputError": "core.errors",
+    "Tool": "core.tools",
+    "ToolCall": "core.types",
     "UnknownModelError": "core.errors",
     "Usage": "core.types",
     "create_provider": "core.registry",
@@ -87,6 +92,8 @@ __all__ = [
     "ContentFilteredError",
     "EmulatorProvider",
     "GeminiProvider",
+    "Image",
+    "ImageError",
     "LLMError",
     "LLMResponse",
     "LLMTimeoutError",
@@ -111,6 +118,9 @@ __all__ = [
     "StreamConfig",
     "StreamProtocolError",
     "StreamingNotSupportedError",
+    "StructuredOutputError",
+    "Tool",
+    "ToolCall",
     "UnknownModelError",
     "Usage",
     "create_provider",
@@ -182,13 +192,16 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         ServerError,
         StreamingNotSupportedError,
         StreamProtocolError,
+        StructuredOutputError,
         UnknownModelError,
     )
+    from .core.images import Image, ImageError
     from .core.metrics import RequestMetrics
     from .core.offline import is_offline, set_offline
     from .core.registry import create_provider, register_provider, resolve_model
     from .core.retry import RetryConfig
-    from .core.types import LLMResponse, Message, StreamChunk, StreamConfig, Usage
+    from .core.tools import Tool
+    from .core.types import LLMResponse, Message, StreamChunk, StreamConfig, ToolCall, Usage
     from .emulator import run_emulator
     from .providers import (
         AnthropicProvider,

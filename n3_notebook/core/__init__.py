@@ -19,13 +19,16 @@ from .errors import (
     ServerError,
     StreamingNotSupportedError,
     StreamProtocolError,
+    StructuredOutputError,
     UnknownModelError,
 )
+from .images import Image, ImageError
 from .metrics import RequestMetrics
 from .offline import is_offline, set_offline
 from .registry import create_provider, register_provider, resolve_model
 from .retry import RetryConfig
-from .types import LLMResponse, Message, StreamChunk, StreamConfig, Usage
+from .tools import Tool
+from .types import LLMResponse, Message, StreamChunk, StreamConfig, ToolCall, Usage
 
 __all__ = [
     "APIConnectionError",
@@ -35,6 +38,8 @@ __all__ = [
     "BaseProvider",
     "ConfigurationError",
     "ContentFilteredError",
+    "Image",
+    "ImageError",
     "LLMError",
     "LLMResponse",
     "LLMTimeoutError",
@@ -52,6 +57,9 @@ __all__ = [
     "StreamConfig",
     "StreamProtocolError",
     "StreamingNotSupportedError",
+    "StructuredOutputError",
+    "Tool",
+    "ToolCall",
     "UnknownModelError",
     "Usage",
     "create_provider",

@@ -26,9 +26,11 @@ from .errors import (
     LLMTimeoutError,
     MissingAPIKeyError,
     StreamProtocolError,
+    StructuredOutputError,
     error_class_for_status,
 )
 from .fastjson import loads as fast_loads
+from .features import prepare as prepare_features
 from .http import DEFAULT_TIMEOUT, RequestSpec, make_client, read_error_body
 from .metrics import MetricsCallback, RequestMetrics, emit, logger
 from .offline import is_offline, offline_endpoint
@@ -40,10 +42,11 @@ from .retry import (
     retry_after_seconds,
     should_retry_status,
 )
+from .toolloop import DEFAULT_MAX_TOOL_STEPS, run_tool_loop, stream_tool_loop
 from .transport import BODY_READER
-from .types import LLMResponse, Message, StreamChunk, StreamConfig, Usage
+from .types import LLMResponse, Message, StreamChunk, StreamConfig, ToolCall, Usage
 
-MessageLike = Message | Mapping[str, str]
+MessageLike = Message | Mapping[str, Any]
 _ERROR_SNIPPET = 200
 DRAIN_TIMEOUT = 0.05  # seconds to wait for the end of a body after the answer's last event
 DRAIN_LIMIT = 64 * 1024  # bytes read at most while draining
@@ -69,21 +72,13 @@ class ParsedResponse(Protocol):
     usage: Usage
     model: str | None
     metadata: dict[str, Any]
+    tool_calls: list[ToolCall]
+    reasoning: str | None
 
 
 def as_messages(messages: Iterable[MessageLike]) -> list[Message]:
-    """Accept Message objects or {"role", "content"} dicts; validate roles."""
-    out: list[Message] = []
-    for m in messages:
-        if isinstance(m, Message):
-            out.append(m)
-            continue
-        role, content = m.get("role"), m.get("content")
-        if role not in ("system", "user", "assistant"):
-            raise ValueError(f"message role must be system, user or assistant, got {role!r}")
-        if not isinstance(content, str):
-            raise ValueError("message content must be a string")
-        out.append(Message(role, content))  # type: ignore[arg-type]
+    """Accept Message objects or {"role", "content", ...} dicts; validate them."""
+    out = [Message.coerce(m) for m in messages]
     if not out:
         raise ValueError("at least one message is needed")
     return out
@@ -97,7 +92,7 @@ def split_system(
     rest: list[Message] = []
     for m in messages:
         if m.role == "system":
-            parts.append(m.content)
+            parts.append(m.text)
         else:
             rest.append(m)
     return ("\n\n".join(parts) if parts else None), rest
@@ -257,6 +252,7 @@ class BaseProvider:
     def _params(self, params: dict[str, Any]) -> dict[str, Any]:
         merged = dict(self.default_params)
         merged.update({k: v for k, v in params.items() if v is not None})
+        prepare_features(merged)
         return merged
 
     # ------------------------------------------------------------------ public API
@@ -267,9 +263,25 @@ class BaseProvider:
     async def achat(
         self, messages: Iterable[MessageLike], system: str | None = None, **params: Any
     ) -> LLMResponse:
-        """A conversation, the whole answer (a non-streaming request)."""
+        """A conversation, the whole answer (a non-streaming request).
+
+        tools=[functions or Tool], schema= (pydantic model or JSON schema dict) and
+        reasoning= (effort or token budget) work with every provider; run_tools=True runs
+        the calls the model makes (at most max_tool_steps rounds) and returns the answer."""
         msgs = as_messages(messages)
-        spec = self.build_request(msgs, system, False, self._params(params))
+        opts = self._params(params)
+        max_steps = opts.pop("max_tool_steps", DEFAULT_MAX_TOOL_STEPS)
+        if opts.pop("run_tools", False):
+            return await run_tool_loop(
+                lambda history, p: self._achat(history, system, dict(p)), msgs, opts, max_steps
+            )
+        return await self._achat(msgs, system, opts)
+
+    async def _achat(
+        self, msgs: list[Message], system: str | None, opts: dict[str, Any]
+    ) -> LLMResponse:
+        schema = opts.get("schema")
+        spec = self.build_request(msgs, system, False, opts)
         rec = RequestMetrics(self.name, self.model, False, time.time())
         start = time.perf_counter()
         logger.debug("%s %s request start", self.name, self.model)
@@ -300,11 +312,12 @@ class BaseProvider:
         latency = rec.duration
         rec.input_tokens = parsed.usage.input_tokens
         rec.output_tokens = parsed.usage.output_tokens
-        return LLMResponse(
+        finish = self.normalize_finish(parsed.raw_finish_reason)
+        response = LLMResponse(
             content=parsed.content,
             model=parsed.model or self.model,
             provider=self.name,
-            finish_reason=self.normalize_finish(parsed.raw_finish_reason),
+            finish_reason="tool_calls" if parsed.tool_calls and finish == "stop" else finish,
             usage=parsed.usage,
             raw_finish_reason=parsed.raw_finish_reason,
             latency=latency,
@@ -312,7 +325,17 @@ class BaseProvider:
             request_id=rec.request_id,
             retries=rec.retries,
             metadata=parsed.metadata,
+            tool_calls=list(parsed.tool_calls),
+            reasoning=parsed.reasoning,
         )
+        if schema is not None and not response.tool_calls:
+            try:
+                response.parsed = schema.parse(response.content, self.name)
+            except StructuredOutputError as exc:
+                exc.request_id = rec.request_id
+                exc.response = response
+                raise
+        return response
 
     def stream_generate(
         self,
@@ -334,10 +357,24 @@ class BaseProvider:
         **params: Any,
     ) -> AsyncIterator[StreamChunk]:
         """Stream a conversation's answer. Leaving the loop early or cancelling the task
-        closes the HTTP response at once. Request errors are raised on first iteration."""
+        closes the HTTP response at once. Request errors are raised on first iteration.
+
+        Thinking arrives as chunks with `reasoning` set and empty content; the last chunk
+        carries the tool calls. With run_tools=True every round streams in turn."""
         msgs = as_messages(messages)
-        spec = self.build_request(msgs, system, True, self._params(params))
-        return self._stream(spec, stream_config or self.stream_config)
+        opts = self._params(params)
+        cfg = stream_config or self.stream_config
+        max_steps = opts.pop("max_tool_steps", DEFAULT_MAX_TOOL_STEPS)
+        if opts.pop("run_tools", False):
+            return stream_tool_loop(
+                lambda history, p: self._stream(
+                    self.build_request(history, system, True, dict(p)), cfg
+                ),
+                msgs,
+                opts,
+                max_steps,
+            )
+        return self._stream(self.build_request(msgs, system, True, opts), cfg)
 
     def stream_chat_batches(
         self,
@@ -350,7 +387,11 @@ class BaseProvider:
         brought. For relays (an HTTP service, a proxy) that write once per read instead of
         once per chunk; the chunks and their end are exactly stream_chat's."""
         msgs = as_messages(messages)
-        spec = self.build_request(msgs, system, True, self._params(params))
+        opts = self._params(params)
+        if opts.pop("run_tools", False):
+            raise ValueError("run_tools=True works with stream_chat and achat, not in batches")
+        opts.pop("max_tool_steps", None)
+        spec = self.build_request(msgs, system, True, opts)
         return self._stream_batches(spec, stream_config or self.stream_config)
 
     def generate(self, prompt: str, system: str | None = None, **params: Any) -> LLMResponse:
@@ -548,7 +589,7 @@ class BaseProvider:
                             try:
                                 for item in batch:
                                     for chunk in feed(item):
-                                        if not chunk.content:
+                                        if not chunk.content and chunk.reasoning is None:
                                             out.append(self._final_chunk(chunk, rec))
                                             continue
                                         if chunk.content.__class__ is not str:
@@ -637,7 +678,11 @@ class BaseProvider:
             rec.input_tokens = chunk.usage.input_tokens
             rec.output_tokens = chunk.usage.output_tokens
         finish = chunk.finish_reason if stopped_by else self.normalize_finish(raw)
-        return StreamChunk(chunk.content, finish, chunk.model or self.model, chunk.usage, meta)
+        if chunk.tool_calls and finish == "stop":  # Gemini and Ollama say STOP / stop
+            finish = "tool_calls"
+        return StreamChunk(
+            chunk.content, finish, chunk.model or self.model, chunk.usage, meta, chunk.tool_calls
+        )
 
     async def _read(
         self,

@@ -15,12 +15,15 @@ class ResponseBuilder:
         self.provider = provider
         self.model = model
         self.parts: list[str] = []
+        self.thoughts: list[str] = []
         self.chunks = 0
         self.started = time.perf_counter()
         self.first_token_at: float | None = None
         self.final: StreamChunk | None = None
 
     def add(self, chunk: StreamChunk) -> None:
+        if chunk.reasoning:
+            self.thoughts.append(chunk.reasoning)
         if chunk.content:
             if self.first_token_at is None:
                 self.first_token_at = time.perf_counter()
@@ -32,6 +35,10 @@ class ResponseBuilder:
     @property
     def text(self) -> str:
         return "".join(self.parts)
+
+    @property
+    def reasoning(self) -> str | None:
+        return "".join(self.thoughts) if self.thoughts else None
 
     @property
     def elapsed(self) -> float:
@@ -52,6 +59,7 @@ class ResponseBuilder:
         final = self.final
         meta: dict[str, Any] = dict(final.metadata or {}) if final else {}
         meta.update(metadata)
+        messages = meta.pop("messages", None)
         return LLMResponse(
             content=self.text,
             model=(final.model if final and final.model else self.model),
@@ -64,4 +72,7 @@ class ResponseBuilder:
             request_id=meta.get("request_id"),
             retries=int(meta.get("retries") or 0),
             metadata=meta,
+            tool_calls=list(final.tool_calls or ()) if final else [],
+            reasoning=self.reasoning,
+            messages=list(messages or ()),
         )

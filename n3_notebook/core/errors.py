@@ -177,6 +177,18 @@ class ContentFilteredError(LLMError):
     """The provider refused the prompt or answer (blocked prompt, safety filter)."""
 
 
+class StructuredOutputError(LLMError):
+    """With schema=: the answer is not JSON that matches the schema. `raw_text` keeps the
+    answer as the model wrote it; `response` is the whole LLMResponse when there is one."""
+
+    default_hint = (
+        "The raw answer is in .raw_text. Simplify the schema, describe the fields in the "
+        "prompt, or raise max_tokens if the JSON was cut short."
+    )
+    raw_text: str = ""
+    response: object = None
+
+
 _STATUS_ERRORS: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
     401: AuthenticationError,

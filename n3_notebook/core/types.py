@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Role = Literal["system", "user", "assistant"]
+from .images import Image
+
+Role = Literal["system", "user", "assistant", "tool"]
+ROLES = ("system", "user", "assistant", "tool")
+#: One part of a message's content: text or an image.
+Part = str | Image
 
 #: Normalized finish reasons; the provider's raw value is kept in metadata["raw_finish_reason"].
 FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "error", "cancelled", "other")
@@ -35,14 +41,96 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call the model asked for. `arguments` is the parsed JSON object;
+    `metadata` keeps provider extras that must go back with it (Gemini's thoughtSignature)."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+    metadata: dict[str, Any] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
-    """One turn of a conversation."""
+    """One turn of a conversation.
+
+    `content` is a str or a list of parts (str and Image). An assistant turn may carry the
+    `tool_calls` it made; a "tool" turn answers one call (`tool_call_id`, `name`) and
+    `is_error` marks a result that is an error report. `metadata` holds provider data
+    that must be sent back verbatim (signed thinking blocks)."""
 
     role: Role
-    content: str
+    content: str | Sequence[Part] = ""
+    tool_calls: Sequence[ToolCall] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+    is_error: bool = False
+    metadata: Mapping[str, Any] | None = field(default=None, compare=False)
+
+    @property
+    def parts(self) -> list[Part]:
+        """The content as a list of parts (a str content is one text part)."""
+        if isinstance(self.content, str):
+            return [self.content] if self.content else []
+        return list(self.content)
+
+    @property
+    def text(self) -> str:
+        """The text parts joined by newlines (images left out)."""
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(p for p in self.content if isinstance(p, str))
+
+    @property
+    def images(self) -> list[Image]:
+        return [p for p in self.parts if isinstance(p, Image)]
 
     def as_dict(self) -> dict[str, str]:
-        return {"role": self.role, "content": self.content}
+        """The plain {"role", "content"} form (text only)."""
+        return {"role": self.role, "content": self.text}
+
+    @classmethod
+    def coerce(cls, value: Message | Mapping[str, Any]) -> Message:
+        """A Message from a Message or a {"role", "content", ...} dict; clear errors."""
+        if isinstance(value, Message):
+            msg = value
+        elif isinstance(value, Mapping):
+            calls = value.get("tool_calls") or ()
+            content = value.get("content")
+            msg = cls(
+                value.get("role"),  # type: ignore[arg-type]
+                "" if content is None else content,
+                tuple(calls),
+                value.get("tool_call_id"),
+                value.get("name"),
+                bool(value.get("is_error", False)),
+            )
+        else:
+            raise ValueError(
+                f"a message must be a Message or a dict with role and content, got "
+                f"{type(value).__name__}"
+            )
+        if msg.role not in ROLES:
+            raise ValueError(
+                f"message role must be system, user, assistant or tool, got {msg.role!r}"
+            )
+        content = msg.content
+        if not isinstance(content, str):
+            if not isinstance(content, Sequence) or not all(
+                isinstance(p, str | Image) for p in content
+            ):
+                raise ValueError(
+                    "message content must be a string or a list of parts (str and "
+                    "n3_notebook.Image)"
+                )
+            if msg.role != "user" and any(isinstance(p, Image) for p in content):
+                raise ValueError(f"only user messages may carry images, not {msg.role!r} ones")
+        if not all(isinstance(c, ToolCall) for c in msg.tool_calls):
+            raise ValueError("Message.tool_calls must hold n3_notebook.ToolCall objects")
+        if msg.role == "tool" and not msg.tool_call_id:
+            raise ValueError("a tool message needs the tool_call_id of the call it answers")
+        return msg
 
 
 @dataclass(slots=True)
@@ -54,6 +142,10 @@ class StreamChunk:
     model: str | None = None
     usage: Usage | None = None
     metadata: dict[str, Any] | None = None
+    #: On the final chunk: the tool calls of the answer, in stream order.
+    tool_calls: list[ToolCall] | None = None
+    #: A piece of the model's thinking (content is then ""); None on answer chunks.
+    reasoning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +188,14 @@ class LLMResponse:
     request_id: str | None = None
     retries: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: The calls the model asked for (finish_reason "tool_calls"), in order.
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    #: With schema=: the validated object (a pydantic model instance, or the JSON value).
+    parsed: Any = None
+    #: The model's thinking, when it was shown (reasoning=...), else None.
+    reasoning: str | None = None
+    #: With run_tools=True: the whole exchange, from the first message to the answer.
+    messages: list[Message] = field(default_factory=list)
 
     def __str__(self) -> str:
         return self.content

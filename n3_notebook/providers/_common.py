@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +14,7 @@ from ..core.errors import (
     StreamProtocolError,
     error_class_for_status,
 )
-from ..core.types import StreamChunk, Usage
+from ..core.types import StreamChunk, ToolCall, Usage
 
 
 @dataclass(slots=True)
@@ -25,21 +26,22 @@ class Parsed:
     usage: Usage
     model: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    reasoning: str | None = None
 
 
 def final_chunk(
     finish: str | None,
     usage: Usage | None,
     model: str | None,
-    reasoning: list[str] | None = None,
+    tool_calls: ToolCallParts | list[ToolCall] | None = None,
     **extra: Any,
 ) -> StreamChunk:
-    """The last chunk of a stream: no text, the raw finish reason and usage."""
+    """The last chunk of a stream: no text, the raw finish reason, usage, tool calls."""
     meta: dict[str, Any] = {"raw_finish_reason": finish}
-    if reasoning:
-        meta["reasoning"] = "".join(reasoning)
     meta.update({k: v for k, v in extra.items() if v is not None})
-    return StreamChunk("", finish, model, usage, meta)
+    calls = tool_calls.result() if isinstance(tool_calls, ToolCallParts) else tool_calls
+    return StreamChunk("", finish, model, usage, meta, calls or None)
 
 
 # In-band error kinds that are worth a retry, with the HTTP status the same error has
@@ -96,3 +98,100 @@ def truncated(provider: str) -> StreamProtocolError:
 def put_if(target: dict[str, Any], key: str, value: Any) -> None:
     if value is not None:
         target[key] = value
+
+
+class ToolCallParts:
+    """Tool calls assembled from stream pieces, keyed by the provider's index.
+
+    The first non-empty id and name of a call win (some servers repeat the name, or send
+    the id "0", in later deltas: never concatenated); argument pieces are concatenated
+    exactly as sent; a call that got no argument text takes `whole` (an object given
+    complete) or {}. Calls come out in the order their first piece arrived."""
+
+    __slots__ = ("calls", "provider")
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.calls: dict[Any, _PendingCall] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.calls)
+
+    def add(
+        self,
+        key: Any,
+        *,
+        id: Any = None,
+        name: Any = None,
+        piece: Any = None,
+        whole: Any = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        call = self.calls.get(key)
+        if call is None:
+            call = self.calls[key] = _PendingCall()
+        if id and not call.id:
+            call.id = str(id)
+        if name and not call.name:
+            call.name = str(name)
+        if piece:
+            if not isinstance(piece, str):
+                if isinstance(piece, dict) and not call.pieces:
+                    call.whole = piece  # an object where a string belongs (Ollama-style)
+                    return
+                raise StreamProtocolError(
+                    f"tool call arguments of an unexpected type ({type(piece).__name__})",
+                    provider=self.provider,
+                )
+            call.pieces.append(piece)
+        if whole is not None:
+            call.whole = whole
+        if metadata:
+            call.metadata = {**(call.metadata or {}), **metadata}
+
+    def result(self) -> list[ToolCall]:
+        out: list[ToolCall] = []
+        used: set[str] = set()
+        for n, call in enumerate(self.calls.values()):
+            if not call.name:
+                raise StreamProtocolError("a tool call came without a name", provider=self.provider)
+            call_id = call.id or f"call_{n}"
+            if call_id in used:  # e.g. every call sent with the id "0"
+                call_id = f"{call_id}_{n}"
+            used.add(call_id)
+            out.append(ToolCall(call_id, call.name, self._arguments(call), call.metadata))
+        return out
+
+    def _arguments(self, call: _PendingCall) -> dict[str, Any]:
+        text = "".join(call.pieces)
+        if not text.strip():
+            value = call.whole if call.whole is not None else {}
+        else:
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                snippet = text if len(text) <= 200 else text[:200] + "…"
+                raise StreamProtocolError(
+                    f"the arguments of tool call {call.name!r} are not valid JSON: {snippet!r}",
+                    provider=self.provider,
+                ) from exc
+        if not isinstance(value, dict):
+            raise StreamProtocolError(
+                f"the arguments of tool call {call.name!r} are not a JSON object",
+                provider=self.provider,
+            )
+        return value
+
+
+@dataclass(slots=True)
+class _PendingCall:
+    id: str = ""
+    name: str = ""
+    pieces: list[str] = field(default_factory=list)
+    whole: Any = None
+    metadata: dict[str, Any] | None = None
+
+
+def reasoning_chunk(text: str, model: str | None) -> StreamChunk:
+    """A piece of the model's thinking: no answer text, never the final chunk."""
+    return StreamChunk("", None, model, reasoning=text)

@@ -8,10 +8,20 @@ import json
 from typing import Any, ClassVar
 
 from ..core.base import BaseProvider, parse_json_line, split_system
+from ..core.features import Features, budget_of, take_features
 from ..core.http import RequestSpec
+from ..core.schema import closed
 from ..core.types import Message, StreamChunk, Usage
 from ..wire import SSEEvent
-from ._common import Parsed, final_chunk, inband_error, put_if, truncated
+from ._common import (
+    Parsed,
+    ToolCallParts,
+    final_chunk,
+    inband_error,
+    put_if,
+    reasoning_chunk,
+    truncated,
+)
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
@@ -46,12 +56,11 @@ class AnthropicProvider(BaseProvider):
         self, messages: list[Message], system: str | None, stream: bool, params: dict[str, Any]
     ) -> RequestSpec:
         system_text, turns = split_system(messages, system)
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [m.as_dict() for m in turns],
-        }
+        body: dict[str, Any] = {"model": self.model, "messages": anthropic_messages(turns)}
         extra = dict(params)
+        features = take_features(extra)
         body["max_tokens"] = extra.pop("max_tokens", None) or DEFAULT_MAX_TOKENS
+        _add_features(body, features)
         put_if(body, "system", system_text)
         put_if(body, "temperature", extra.pop("temperature", None))
         put_if(body, "top_p", extra.pop("top_p", None))
@@ -67,18 +76,33 @@ class AnthropicProvider(BaseProvider):
         if isinstance(payload, dict) and payload.get("type") == "error":
             err = payload.get("error") or {}
             raise inband_error(self.name, err.get("message", ""), err.get("type"))
-        text = "".join(
-            b.get("text", "") for b in payload.get("content") or () if b.get("type") == "text"
-        )
+        texts: list[str] = []
+        thoughts: list[str] = []
+        replay: list[dict[str, Any]] = []
+        calls = ToolCallParts(self.name)
+        for n, block in enumerate(payload.get("content") or ()):
+            kind = block.get("type")
+            if kind == "text":
+                texts.append(block.get("text", ""))
+            elif kind == "thinking":
+                thoughts.append(block.get("thinking", ""))
+                replay.append(block)
+            elif kind == "redacted_thinking":
+                replay.append(block)
+            elif kind == "tool_use":
+                calls.add(n, id=block.get("id"), name=block.get("name"), whole=block.get("input"))
         meta: dict[str, Any] = {}
         put_if(meta, "stop_sequence", payload.get("stop_sequence"))
+        put_if(meta, "replay", replay or None)
         usage = payload.get("usage") or {}
         return Parsed(
-            content=text,
+            content="".join(texts),
             raw_finish_reason=payload.get("stop_reason"),
             usage=Usage.of(usage.get("input_tokens"), usage.get("output_tokens")),
             model=payload.get("model"),
             metadata=meta,
+            tool_calls=calls.result(),
+            reasoning="".join(thoughts) or None,
         )
 
     def normalize_finish(self, raw: str | None) -> str | None:
@@ -88,14 +112,77 @@ class AnthropicProvider(BaseProvider):
         return _AnthropicStream(self.name, self.model)
 
 
+def anthropic_messages(turns: list[Message]) -> list[dict[str, Any]]:
+    """Messages in Anthropic's form: images as base64 (or url) blocks, calls as tool_use
+    blocks after the replayed thinking, and tool results (consecutive ones merged) as
+    tool_result blocks of one user turn."""
+    out: list[dict[str, Any]] = []
+    for m in turns:
+        if m.role == "tool":
+            block: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": m.tool_call_id,
+                "content": m.text,
+            }
+            if m.is_error:
+                block["is_error"] = True
+            last = out[-1] if out else None
+            if last and last["role"] == "user" and last.get("_results"):
+                last["content"].append(block)
+            else:
+                out.append({"role": "user", "content": [block], "_results": True})
+            continue
+        if isinstance(m.content, str) and not m.tool_calls:
+            out.append({"role": m.role, "content": m.content})
+            continue
+        blocks: list[dict[str, Any]] = list((m.metadata or {}).get("replay") or ())
+        for part in m.parts:
+            if isinstance(part, str):
+                if part:
+                    blocks.append({"type": "text", "text": part})
+            elif part.data is None:
+                blocks.append({"type": "image", "source": {"type": "url", "url": part.url}})
+            else:
+                source = {"type": "base64", "media_type": part.media_type, "data": part.base64}
+                blocks.append({"type": "image", "source": source})
+        for call in m.tool_calls:
+            blocks.append(
+                {"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments}
+            )
+        out.append({"role": m.role, "content": blocks})
+    for item in out:
+        item.pop("_results", None)
+    return out
+
+
+def _add_features(body: dict[str, Any], features: Features) -> None:
+    if features.tools:
+        body["tools"] = [
+            {"name": t.name, "description": t.description, "input_schema": t.params}
+            for t in features.tools
+        ]
+    put_if(body, "tool_choice", features.tool_choice)
+    if features.schema is not None:
+        body["output_config"] = {
+            "format": {"type": "json_schema", "schema": closed(features.schema.schema)}
+        }
+    if features.reasoning is not None:
+        budget = max(1024, budget_of(features.reasoning))
+        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        if body["max_tokens"] <= budget:  # thinking counts against max_tokens
+            body["max_tokens"] += budget
+
+
 class _AnthropicStream:
     __slots__ = (
+        "blocks",
+        "calls",
         "done",
         "input_tokens",
         "model",
         "output_tokens",
         "provider",
-        "reasoning",
+        "replay",
         "stop_reason",
         "stop_sequence",
     )
@@ -108,19 +195,31 @@ class _AnthropicStream:
         self.stop_sequence: str | None = None
         self.input_tokens = 0
         self.output_tokens = 0
-        self.reasoning: list[str] = []
+        self.calls = ToolCallParts(provider)
+        self.blocks: dict[Any, dict[str, Any]] = {}  # content blocks by index
+        self.replay: list[dict[str, Any]] = []  # thinking blocks, to send back verbatim
 
     def feed(self, event: SSEEvent) -> list[StreamChunk]:
         kind = event.event
         if kind == "ping":
             return []
         if kind == "content_block_delta":
-            delta = parse_json_line(self.provider, event.data).get("delta") or {}
-            if delta.get("type") == "text_delta":
+            payload = parse_json_line(self.provider, event.data)
+            delta = payload.get("delta") or {}
+            dtype = delta.get("type")
+            if dtype == "text_delta":
                 text = delta.get("text")
                 return [StreamChunk(text, None, self.model)] if text else []
-            if delta.get("type") == "thinking_delta":
-                self.reasoning.append(delta.get("thinking", ""))
+            block = self.blocks.get(payload.get("index"))
+            if dtype == "thinking_delta":
+                thought = delta.get("thinking")
+                if block is not None and thought:
+                    block["thinking"] = block.get("thinking", "") + thought
+                return [reasoning_chunk(thought, self.model)] if thought else []
+            if dtype == "signature_delta" and block is not None:
+                block["signature"] = block.get("signature", "") + (delta.get("signature") or "")
+            elif dtype == "input_json_delta" and block is not None and block["type"] == "tool_use":
+                self.calls.add(payload.get("index"), piece=delta.get("partial_json"))
             return []
         if not event.data:
             return []
@@ -137,6 +236,8 @@ class _AnthropicStream:
             self.stop_reason = delta.get("stop_reason") or self.stop_reason
             self.stop_sequence = delta.get("stop_sequence") or self.stop_sequence
             self._take_usage(payload.get("usage"))
+        elif kind == "content_block_start":
+            self._start_block(payload.get("index"), payload.get("content_block") or {})
         elif kind == "message_stop":
             self.done = True
             return [self._final()]
@@ -146,6 +247,19 @@ class _AnthropicStream:
                 self.provider, err.get("message") or json.dumps(err), err.get("type")
             )
         return []
+
+    def _start_block(self, index: Any, block: dict[str, Any]) -> None:
+        kind = block.get("type")
+        self.blocks[index] = {"type": kind}
+        if kind == "tool_use":  # server_tool_use / mcp_tool_use are not client calls
+            self.calls.add(
+                index, id=block.get("id"), name=block.get("name"), whole=block.get("input")
+            )
+        elif kind == "thinking":
+            self.blocks[index] = {"type": "thinking", "thinking": block.get("thinking") or ""}
+            self.replay.append(self.blocks[index])
+        elif kind == "redacted_thinking":
+            self.replay.append(dict(block))
 
     def _take_usage(self, usage: Any) -> None:
         if isinstance(usage, dict):
@@ -165,6 +279,7 @@ class _AnthropicStream:
             self.stop_reason,
             Usage.of(self.input_tokens, self.output_tokens),
             self.model,
-            self.reasoning,
+            self.calls,
             stop_sequence=self.stop_sequence,
+            replay=self.replay or None,
         )

@@ -7,10 +7,20 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ..core.base import BaseProvider, parse_json_line, split_system
+from ..core.features import Features, budget_of, take_features
 from ..core.http import RequestSpec
 from ..core.types import Message, StreamChunk, Usage
 from ..wire import NDJSONDecoder, SSEDecoder, SSEEvent
-from ._common import Parsed, final_chunk, inband_error, put_if, truncated
+from ._common import (
+    Parsed,
+    ToolCallParts,
+    final_chunk,
+    inband_error,
+    put_if,
+    reasoning_chunk,
+    truncated,
+)
+from .openai import chat_message, function_tools
 
 _FINISH = {
     "COMPLETE": "stop",
@@ -54,12 +64,15 @@ class CohereProvider(BaseProvider):
         self, messages: list[Message], system: str | None, stream: bool, params: dict[str, Any]
     ) -> RequestSpec:
         extra = dict(params)
+        features = take_features(extra)
         body: dict[str, Any] = {"model": self.model}
         if self.api_version == "v2":
             msgs = [{"role": "system", "content": system}] if system else []
-            msgs.extend(m.as_dict() for m in messages)
+            msgs.extend(_v2_message(m) for m in messages)
             body["messages"] = msgs
+            _add_features(body, features)
         else:
+            _v1_check(messages, features)
             preamble, turns = split_system(messages, system)
             if not turns or turns[-1].role != "user":
                 raise ValueError("Cohere v1 chat needs the conversation to end with a user turn")
@@ -80,11 +93,22 @@ class CohereProvider(BaseProvider):
         return RequestSpec("POST", f"/{self.api_version}/chat", json=body)
 
     def parse_response(self, payload: Any) -> Parsed:
+        calls = ToolCallParts(self.name)
+        meta: dict[str, Any] = {}
+        thinking = None
         if self.api_version == "v2":
             message = payload.get("message") or {}
-            text = "".join(
-                c.get("text", "") for c in message.get("content") or () if c.get("type") == "text"
+            content = message.get("content") or ()
+            text = "".join(c.get("text", "") for c in content if c.get("type") == "text")
+            thinking = "".join(
+                c.get("thinking", "") for c in content if c.get("type") == "thinking"
             )
+            for n, call in enumerate(message.get("tool_calls") or ()):
+                function = call.get("function") or {}
+                calls.add(
+                    n, id=call.get("id"), name=function.get("name"), piece=function.get("arguments")
+                )
+            put_if(meta, "tool_plan", message.get("tool_plan"))
             finish = payload.get("finish_reason")
             usage = _usage(payload.get("usage"))
         else:
@@ -93,7 +117,7 @@ class CohereProvider(BaseProvider):
             usage = _usage(payload.get("meta"))
         if finish in _ERRORS:
             raise inband_error(self.name, payload.get("message") or f"finish_reason {finish}")
-        return Parsed(text, finish, usage, self.model, {})
+        return Parsed(text, finish, usage, self.model, meta, calls.result(), thinking or None)
 
     def normalize_finish(self, raw: str | None) -> str | None:
         return None if raw is None else _FINISH.get(raw, "other")
@@ -117,13 +141,51 @@ def _usage(container: Any) -> Usage:
     return Usage()
 
 
+def _v2_message(m: Message) -> dict[str, Any]:
+    out = chat_message(m)
+    if m.role == "assistant" and out.get("content") is None:
+        del out["content"]  # a turn of calls only: Cohere wants no null content
+    return out
+
+
+def _add_features(body: dict[str, Any], features: Features) -> None:
+    if features.tools:
+        body["tools"] = function_tools(features)
+    put_if(body, "tool_choice", features.tool_choice)
+    if features.schema is not None:
+        body["response_format"] = {"type": "json_object", "json_schema": features.schema.schema}
+    if features.reasoning is not None:
+        body["thinking"] = {"type": "enabled", "token_budget": budget_of(features.reasoning)}
+
+
+def _v1_check(messages: list[Message], features: Features) -> None:
+    used = [
+        name
+        for name, on in (
+            ("tools=", bool(features.tools)),
+            ("schema=", features.schema is not None),
+            ("reasoning=", features.reasoning is not None),
+            ("images", any(m.images for m in messages)),
+            ("tool messages", any(m.role == "tool" or m.tool_calls for m in messages)),
+        )
+        if on
+    ]
+    if used:
+        raise ValueError(
+            f"Cohere's v1 chat API is not supported with {', '.join(used)}; use the default "
+            'api_version="v2" (CohereProvider(model, api_version="v2")).'
+        )
+
+
 class _CohereV2Stream:
-    __slots__ = ("done", "model", "provider")
+    __slots__ = ("calls", "done", "model", "plan", "provider")
 
     def __init__(self, provider: str, model: str) -> None:
         self.provider = provider
         self.model = model
         self.done = False
+        self.calls = ToolCallParts(provider)
+        self.plan: list[str] = []
 
     def feed(self, event: SSEEvent) -> list[StreamChunk]:
         if not event.data or event.data == "[DONE]":
@@ -134,8 +196,28 @@ class _CohereV2Stream:
         kind = payload.get("type") or event.event
         if kind == "content-delta":
             content = ((payload.get("delta") or {}).get("message") or {}).get("content") or {}
+            thought = content.get("thinking")
+            if thought:
+                return [reasoning_chunk(thought, self.model)]
             text = content.get("text")
             return [StreamChunk(text, None, self.model)] if text else []
+        if kind in ("tool-call-start", "tool-call-delta"):
+            message = (payload.get("delta") or {}).get("message") or {}
+            call = message.get("tool_calls") or {}
+            function = call.get("function") or {}
+            self.calls.add(
+                payload.get("index", 0),
+                id=call.get("id"),
+                name=function.get("name"),
+                piece=function.get("arguments"),
+            )
+            return []
+        if kind == "tool-plan-delta":  # neither answer nor thinking: kept in metadata
+            message = (payload.get("delta") or {}).get("message") or {}
+            plan = message.get("tool_plan")
+            if isinstance(plan, str):
+                self.plan.append(plan)
+            return []
         if kind == "message-end":
             delta = payload.get("delta") or {}
             finish = delta.get("finish_reason")
@@ -143,7 +225,15 @@ class _CohereV2Stream:
             if error or finish in _ERRORS:
                 raise inband_error(self.provider, str(error or f"finish_reason {finish}"))
             self.done = True
-            return [final_chunk(finish, _usage(delta.get("usage")), self.model)]
+            return [
+                final_chunk(
+                    finish,
+                    _usage(delta.get("usage")),
+                    self.model,
+                    self.calls,
+                    tool_plan="".join(self.plan) or None,
+                )
+            ]
         if kind == "error" or (payload.get("message") and not kind):
             raise inband_error(self.provider, str(payload.get("message") or payload))
         return []

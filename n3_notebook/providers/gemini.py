@@ -9,10 +9,19 @@ from urllib.parse import quote
 
 from ..core.base import BaseProvider, parse_json_line, split_system
 from ..core.errors import APIStatusError, AuthenticationError, ContentFilteredError
+from ..core.features import Features, budget_of, take_features
 from ..core.http import RequestSpec
 from ..core.types import Message, StreamChunk, Usage
 from ..wire import SSEEvent
-from ._common import Parsed, final_chunk, inband_error, put_if, truncated
+from ._common import (
+    Parsed,
+    ToolCallParts,
+    final_chunk,
+    inband_error,
+    put_if,
+    reasoning_chunk,
+    truncated,
+)
 
 API_VERSION = "v1beta"
 _FINISH = {
@@ -48,19 +57,13 @@ class GeminiProvider(BaseProvider):
         self, messages: list[Message], system: str | None, stream: bool, params: dict[str, Any]
     ) -> RequestSpec:
         system_text, turns = split_system(messages, system)
-        body: dict[str, Any] = {
-            "contents": [
-                {
-                    "role": "model" if m.role == "assistant" else "user",
-                    "parts": [{"text": m.content}],
-                }
-                for m in turns
-            ]
-        }
+        body: dict[str, Any] = {"contents": gemini_contents(turns)}
         if system_text:
             body["systemInstruction"] = {"parts": [{"text": system_text}]}
         extra = dict(params)
+        features = take_features(extra)
         config: dict[str, Any] = dict(extra.pop("generationConfig", None) or {})
+        self._add_features(body, config, features)
         put_if(config, "temperature", extra.pop("temperature", None))
         put_if(config, "maxOutputTokens", extra.pop("max_tokens", None))
         put_if(config, "topP", extra.pop("top_p", None))
@@ -81,16 +84,47 @@ class GeminiProvider(BaseProvider):
             )
         return RequestSpec("POST", f"/{API_VERSION}/models/{model}:generateContent", json=body)
 
+    def _add_features(
+        self, body: dict[str, Any], config: dict[str, Any], features: Features
+    ) -> None:
+        if features.tools:
+            body["tools"] = [
+                {
+                    "functionDeclarations": [
+                        {
+                            "name": t.name,
+                            "description": t.description,
+                            "parametersJsonSchema": t.params,
+                        }
+                        for t in features.tools
+                    ]
+                }
+            ]
+        if isinstance(features.tool_choice, dict):
+            body["toolConfig"] = features.tool_choice
+        if features.schema is not None:
+            config["responseMimeType"] = "application/json"
+            config["responseJsonSchema"] = features.schema.schema
+        if features.reasoning is not None:
+            thinking: dict[str, Any] = {"includeThoughts": True}
+            if self.model.startswith("gemini-3") and isinstance(features.reasoning, str):
+                thinking["thinkingLevel"] = "low" if features.reasoning in _LOW else "high"
+            else:
+                thinking["thinkingBudget"] = budget_of(features.reasoning)
+            config["thinkingConfig"] = thinking
+
     def parse_response(self, payload: Any) -> Parsed:
         state = _GeminiStream(self.name, self.model)
-        text = "".join(c.content for c in state.take(payload))
+        chunks = state.take(payload)
         final = state.end()[0]
         return Parsed(
-            content=text,
+            content="".join(c.content for c in chunks),
             raw_finish_reason=final.finish_reason,
             usage=final.usage or Usage(),
             model=final.model,
             metadata={k: v for k, v in (final.metadata or {}).items() if k != "raw_finish_reason"},
+            tool_calls=list(final.tool_calls or ()),
+            reasoning="".join(c.reasoning or "" for c in chunks) or None,
         )
 
     def normalize_finish(self, raw: str | None) -> str | None:
@@ -109,8 +143,51 @@ class GeminiProvider(BaseProvider):
         return _GeminiStream(self.name, self.model)
 
 
+_LOW = ("minimal", "low")
+
+
+def gemini_contents(turns: list[Message]) -> list[dict[str, Any]]:
+    """Contents in Gemini's form: images as inlineData (fileData for URLs), calls as
+    functionCall parts (with their thoughtSignature), results as functionResponse parts
+    of one user turn."""
+    out: list[dict[str, Any]] = []
+    for m in turns:
+        if m.role == "tool":
+            key = "error" if m.is_error else "result"
+            response: dict[str, Any] = {"name": m.name or "", "response": {key: m.text}}
+            if m.tool_call_id and not m.tool_call_id.startswith("call_"):
+                response["id"] = m.tool_call_id
+            part = {"functionResponse": response}
+            if out and out[-1].get("_results"):
+                out[-1]["parts"].append(part)
+            else:
+                out.append({"role": "user", "parts": [part], "_results": True})
+            continue
+        parts: list[dict[str, Any]] = []
+        for p in m.parts:
+            if isinstance(p, str):
+                parts.append({"text": p})
+            elif p.data is None:
+                parts.append({"fileData": {"mimeType": p.media_type, "fileUri": p.url}})
+            else:
+                parts.append({"inlineData": {"mimeType": p.media_type, "data": p.base64}})
+        for call in m.tool_calls:
+            fc: dict[str, Any] = {"name": call.name, "args": call.arguments}
+            if not call.id.startswith("call_"):
+                fc["id"] = call.id
+            part = {"functionCall": fc}
+            put_if(part, "thoughtSignature", (call.metadata or {}).get("thoughtSignature"))
+            parts.append(part)
+        if not parts:
+            parts.append({"text": ""})
+        out.append({"role": "model" if m.role == "assistant" else "user", "parts": parts})
+    for item in out:
+        item.pop("_results", None)
+    return out
+
+
 class _GeminiStream:
-    __slots__ = ("done", "finish", "model", "provider", "reasoning", "seen", "usage")
+    __slots__ = ("calls", "done", "finish", "model", "ncalls", "provider", "seen", "usage")
 
     def __init__(self, provider: str, model: str) -> None:
         self.provider = provider
@@ -118,7 +195,8 @@ class _GeminiStream:
         self.done = False  # Gemini has no sentinel: the stream ends at EOF
         self.finish: str | None = None
         self.usage: Usage | None = None
-        self.reasoning: list[str] = []
+        self.calls = ToolCallParts(provider)
+        self.ncalls = 0
         self.seen = False
 
     def feed(self, event: SSEEvent) -> list[StreamChunk]:
@@ -157,11 +235,23 @@ class _GeminiStream:
         candidate = candidates[0]
         out: list[StreamChunk] = []
         for part in (candidate.get("content") or {}).get("parts") or ():
+            call = part.get("functionCall")
+            if call is not None:  # arrives whole, usually without an id
+                signature = part.get("thoughtSignature")
+                self.calls.add(
+                    self.ncalls,
+                    id=call.get("id"),
+                    name=call.get("name"),
+                    whole=call.get("args") or {},
+                    metadata={"thoughtSignature": signature} if signature else None,
+                )
+                self.ncalls += 1
+                continue
             text = part.get("text")
             if not text:
                 continue
             if part.get("thought"):
-                self.reasoning.append(text)
+                out.append(reasoning_chunk(text, self.model))
             else:
                 out.append(StreamChunk(text, None, self.model))
         if candidate.get("finishReason"):
@@ -172,4 +262,4 @@ class _GeminiStream:
         if not self.seen or self.finish is None:
             raise truncated(self.provider)
         self.done = True
-        return [final_chunk(self.finish, self.usage, self.model, self.reasoning)]
+        return [final_chunk(self.finish, self.usage, self.model, self.calls)]

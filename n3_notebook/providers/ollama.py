@@ -12,11 +12,21 @@ import httpx
 
 from ..core.base import BaseProvider, parse_json_line
 from ..core.errors import APIConnectionError
+from ..core.features import Features, take_features
 from ..core.http import RequestSpec
 from ..core.metrics import RequestMetrics
 from ..core.types import Message, StreamChunk, Usage
 from ..wire import NDJSONDecoder
-from ._common import Parsed, final_chunk, inband_error, put_if, truncated
+from ._common import (
+    Parsed,
+    ToolCallParts,
+    final_chunk,
+    inband_error,
+    put_if,
+    reasoning_chunk,
+    truncated,
+)
+from .openai import function_tools
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 _FINISH = {"stop": "stop", "length": "length"}
@@ -69,6 +79,7 @@ class OllamaProvider(BaseProvider):
         self, messages: list[Message], system: str | None, stream: bool, params: dict[str, Any]
     ) -> RequestSpec:
         extra = dict(params)
+        features = take_features(extra)
         options: dict[str, Any] = dict(extra.pop("options", None) or {})
         put_if(options, "temperature", extra.pop("temperature", None))
         put_if(options, "num_predict", extra.pop("max_tokens", None))
@@ -79,14 +90,22 @@ class OllamaProvider(BaseProvider):
         body: dict[str, Any] = {"model": self.model, "stream": stream}
         if self.api == "chat":
             msgs = [{"role": "system", "content": system}] if system else []
-            msgs.extend(m.as_dict() for m in messages)
+            msgs.extend(ollama_message(m) for m in messages)
             body["messages"] = msgs
         else:
+            if features.tools or any(m.role == "tool" or m.tool_calls for m in messages):
+                raise ValueError(
+                    'Ollama\'s /api/generate has no tools; use OllamaProvider(model, api="chat")'
+                )
             sys_parts = [system] if system else []
-            sys_parts += [m.content for m in messages if m.role == "system"]
-            body["prompt"] = "\n\n".join(m.content for m in messages if m.role != "system")
+            sys_parts += [m.text for m in messages if m.role == "system"]
+            body["prompt"] = "\n\n".join(m.text for m in messages if m.role != "system")
             if sys_parts:
                 body["system"] = "\n\n".join(sys_parts)
+            images = [i.base64 for m in messages for i in m.images]
+            if images:
+                body["images"] = images
+        self._add_features(body, features)
         for key, value in extra.items():
             if key in _TOP_LEVEL:
                 body[key] = value
@@ -96,6 +115,16 @@ class OllamaProvider(BaseProvider):
             body["options"] = options
         return RequestSpec("POST", f"/api/{self.api}", json=body)
 
+    def _add_features(self, body: dict[str, Any], features: Features) -> None:
+        if features.tools:
+            body["tools"] = function_tools(features)
+        if features.schema is not None:
+            body["format"] = features.schema.schema
+        if features.reasoning is not None:
+            levels = self.model.startswith("gpt-oss") and isinstance(features.reasoning, str)
+            effort = "low" if features.reasoning == "minimal" else features.reasoning
+            body["think"] = effort if levels else True
+
     def parse_response(self, payload: Any) -> Parsed:
         if isinstance(payload, dict) and payload.get("error"):
             raise inband_error(self.name, str(payload["error"]))
@@ -104,7 +133,15 @@ class OllamaProvider(BaseProvider):
         final = chunks[-1] if chunks and chunks[-1].finish_reason else state.end()[0]
         text = "".join(c.content for c in chunks)
         meta = {k: v for k, v in (final.metadata or {}).items() if k != "raw_finish_reason"}
-        return Parsed(text, final.finish_reason, final.usage or Usage(), final.model, meta)
+        return Parsed(
+            text,
+            final.finish_reason,
+            final.usage or Usage(),
+            final.model,
+            meta,
+            list(final.tool_calls or ()),
+            "".join(c.reasoning or "" for c in chunks) or None,
+        )
 
     def normalize_finish(self, raw: str | None) -> str | None:
         return None if raw is None else _FINISH.get(raw, "other")
@@ -151,14 +188,29 @@ def _progress(provider: str, record: bytes) -> dict[str, Any]:
     return payload
 
 
+def ollama_message(m: Message) -> dict[str, Any]:
+    """A message of /api/chat: text content, images as bare base64, calls with their
+    arguments as objects, a tool result naming its tool."""
+    out: dict[str, Any] = {"role": m.role, "content": m.text}
+    if m.images:
+        out["images"] = [i.base64 for i in m.images]
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {"function": {"name": c.name, "arguments": c.arguments}} for c in m.tool_calls
+        ]
+    if m.role == "tool":
+        put_if(out, "tool_name", m.name)
+    return out
+
+
 class _OllamaStream:
-    __slots__ = ("done", "model", "provider", "reasoning")
+    __slots__ = ("calls", "done", "model", "provider")
 
     def __init__(self, provider: str, model: str) -> None:
         self.provider = provider
         self.model = model
         self.done = False
-        self.reasoning: list[str] = []
+        self.calls = ToolCallParts(provider)
 
     def feed(self, record: bytes) -> list[StreamChunk]:
         return self.take(parse_json_line(self.provider, record))
@@ -172,12 +224,20 @@ class _OllamaStream:
         if message is not None:
             text = message.get("content")
             thought = message.get("thinking")
+            for call in message.get("tool_calls") or ():  # whole, arguments an object
+                function = call.get("function") or {}
+                self.calls.add(
+                    len(self.calls.calls),
+                    id=call.get("id"),
+                    name=function.get("name"),
+                    piece=function.get("arguments"),
+                )
         else:
             text = payload.get("response")
             thought = payload.get("thinking")
-        if thought:
-            self.reasoning.append(thought)
-        out = [StreamChunk(text, None, self.model)] if text else []
+        out = [reasoning_chunk(thought, self.model)] if thought else []
+        if text:
+            out.append(StreamChunk(text, None, self.model))
         if payload.get("done"):
             self.done = True
             extra = {k: payload[k] for k in _DURATIONS if k in payload}
@@ -186,7 +246,7 @@ class _OllamaStream:
                     payload.get("done_reason") or "stop",
                     Usage.of(payload.get("prompt_eval_count"), payload.get("eval_count")),
                     payload.get("model") or self.model,
-                    self.reasoning,
+                    self.calls,
                     **extra,
                 )
             )

@@ -4,13 +4,23 @@ Ollama's /v1). SSE with `data:` only and a `[DONE]` sentinel; with
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar
 
 from ..core.base import BaseProvider, parse_json_line
+from ..core.features import Features, effort_of, take_features
 from ..core.http import RequestSpec
 from ..core.types import Message, StreamChunk, Usage
 from ..wire import SSEDecoder, SSEEvent
-from ._common import Parsed, final_chunk, inband_error, put_if, truncated
+from ._common import (
+    Parsed,
+    ToolCallParts,
+    final_chunk,
+    inband_error,
+    put_if,
+    reasoning_chunk,
+    truncated,
+)
 
 _FINISH = {
     "stop": "stop",
@@ -41,9 +51,10 @@ class OpenAIProvider(BaseProvider):
         self, messages: list[Message], system: str | None, stream: bool, params: dict[str, Any]
     ) -> RequestSpec:
         msgs = [{"role": "system", "content": system}] if system else []
-        msgs.extend(m.as_dict() for m in messages)
+        msgs.extend(chat_message(m) for m in messages)
         body: dict[str, Any] = {"model": self.model, "messages": msgs}
         extra = dict(params)
+        add_features(body, take_features(extra))
         max_tokens = extra.pop("max_tokens", None)
         if max_tokens is not None:
             key = (
@@ -68,14 +79,22 @@ class OpenAIProvider(BaseProvider):
             raise _error(self.name, payload["error"])
         choice = (payload.get("choices") or [{}])[0]
         message = choice.get("message") or {}
+        calls = ToolCallParts(self.name)
+        for n, call in enumerate(message.get("tool_calls") or ()):
+            function = call.get("function") or {}
+            calls.add(
+                n, id=call.get("id"), name=function.get("name"), piece=function.get("arguments")
+            )
         meta: dict[str, Any] = {}
-        put_if(meta, "reasoning", message.get("reasoning_content") or message.get("reasoning"))
+        put_if(meta, "reasoning_details", _encrypted(message.get("reasoning_details")))
         return Parsed(
             content=message.get("content") or "",
             raw_finish_reason=choice.get("finish_reason"),
             usage=_usage(payload.get("usage")),
             model=payload.get("model"),
             metadata=meta,
+            tool_calls=calls.result(),
+            reasoning=_reasoning_text(message) or None,
         )
 
     def normalize_finish(self, raw: str | None) -> str | None:
@@ -88,8 +107,76 @@ class OpenAIProvider(BaseProvider):
         return _OpenAIStream(self.name, self.model)
 
 
+def chat_message(m: Message) -> dict[str, Any]:
+    """One message in chat-completions form (also Cohere v2's, which copies it)."""
+    if m.role == "tool":
+        return {"role": "tool", "tool_call_id": m.tool_call_id, "content": m.text}
+    out: dict[str, Any] = {"role": m.role}
+    if isinstance(m.content, str):
+        out["content"] = m.content
+    else:
+        out["content"] = [
+            {"type": "text", "text": p}
+            if isinstance(p, str)
+            else {"type": "image_url", "image_url": {"url": p.data_url}}
+            for p in m.content
+            if not isinstance(p, str) or p
+        ]
+    if m.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+            }
+            for c in m.tool_calls
+        ]
+        if not m.text:
+            out["content"] = None
+    return out
+
+
+def function_tools(features: Features) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": t.spec()} for t in features.tools]
+
+
+def add_features(body: dict[str, Any], features: Features) -> None:
+    if features.tools:
+        body["tools"] = function_tools(features)
+    put_if(body, "tool_choice", features.tool_choice)
+    if features.schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": features.schema.name, "schema": features.schema.schema},
+        }
+    if features.reasoning is not None:
+        body["reasoning_effort"] = effort_of(features.reasoning)
+
+
+def _reasoning_text(delta: dict[str, Any]) -> str:
+    """reasoning_content (vLLM, DeepSeek) or reasoning (OpenRouter, Ollama /v1); OpenRouter
+    repeats the same text in reasoning_details, read only when neither field is there."""
+    text = delta.get("reasoning_content") or delta.get("reasoning")
+    if text:
+        return str(text)
+    details = delta.get("reasoning_details")
+    if isinstance(details, list):
+        return "".join(
+            d["text"] for d in details if isinstance(d, dict) and isinstance(d.get("text"), str)
+        )
+    return ""
+
+
+def _encrypted(details: Any) -> list[Any] | None:
+    """Encrypted or summarised reasoning entries: kept in metadata, never shown as text."""
+    if not isinstance(details, list):
+        return None
+    kept = [d for d in details if isinstance(d, dict) and d.get("type") != "reasoning.text"]
+    return kept or None
+
+
 class _OpenAIStream:
-    __slots__ = ("done", "finish", "model", "provider", "reasoning", "usage")
+    __slots__ = ("calls", "details", "done", "finish", "model", "provider", "usage")
 
     def __init__(self, provider: str, model: str) -> None:
         self.provider = provider
@@ -97,7 +184,8 @@ class _OpenAIStream:
         self.done = False
         self.finish: str | None = None
         self.usage: Usage | None = None
-        self.reasoning: list[str] = []
+        self.calls = ToolCallParts(provider)
+        self.details: list[Any] = []
 
     def feed(self, event: SSEEvent) -> list[StreamChunk]:
         data = event.data
@@ -119,12 +207,21 @@ class _OpenAIStream:
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
+            thought = _reasoning_text(delta)
+            if thought:
+                out.append(reasoning_chunk(thought, self.model))
+            self.details.extend(_encrypted(delta.get("reasoning_details")) or ())
             text = delta.get("content")
             if text:
                 out.append(StreamChunk(text, None, self.model))
-            thought = delta.get("reasoning_content") or delta.get("reasoning")
-            if thought:
-                self.reasoning.append(thought)
+            for n, call in enumerate(delta.get("tool_calls") or ()):
+                function = call.get("function") or {}
+                self.calls.add(
+                    call.get("index", n),
+                    id=call.get("id"),
+                    name=function.get("name"),
+                    piece=function.get("arguments"),
+                )
             if choice.get("finish_reason"):
                 self.finish = choice["finish_reason"]
         return out
@@ -137,7 +234,13 @@ class _OpenAIStream:
         return [self._final()]
 
     def _final(self) -> StreamChunk:
-        return final_chunk(self.finish, self.usage, self.model, self.reasoning)
+        return final_chunk(
+            self.finish,
+            self.usage,
+            self.model,
+            self.calls,
+            reasoning_details=self.details or None,
+        )
 
 
 def _usage(raw: Any) -> Usage:

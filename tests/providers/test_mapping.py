@@ -439,7 +439,8 @@ async def test_openai_compatible_quirks():
     p = make_provider("openai", "local-model", rec)
     chunks = await collect(p.stream_generate("x"))
     assert chunks[-1].usage.total_tokens == 4
-    assert chunks[-1].metadata["reasoning"] == "thinking..."
+    assert [c.reasoning for c in chunks if c.reasoning] == ["thinking..."]
+    assert "reasoning" not in chunks[-1].metadata  # thinking is never in metadata as text
     assert chunks[-1].finish_reason == "stop"
 
     err = b'error: {"code": 500, "message": "llama.cpp failed", "type": "server_error"}\n\n'
