@@ -35,7 +35,7 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 )
 
 
-class ImageError(ConfigurationError):
+class ImageError(ConfigurationError, ValueError):
     """An image that cannot be sent: unknown type, too large, unreadable."""
 
 
