@@ -194,4 +194,8 @@ class _PendingCall:
 
 def reasoning_chunk(text: str, model: str | None) -> StreamChunk:
     """A piece of the model's thinking: no answer text, never the final chunk."""
+    if text.__class__ is not str:
+        raise StreamProtocolError(
+            f"stream thinking of an unexpected type ({type(text).__name__})", provider=None
+        )
     return StreamChunk("", None, model, reasoning=text)

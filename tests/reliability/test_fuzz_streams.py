@@ -17,9 +17,17 @@ from hypothesis import strategies as st
 from n3_notebook import LLMError, RetryConfig, StreamConfig, create_provider
 from n3_notebook.wire import NDJSONDecoder, SSEDecoder
 
+from ..providers.feature_samples import TOOL_STREAMS, openai_reasoning_stream
 from ..providers.wire_samples import SAMPLES
 
 PROVIDERS = sorted(SAMPLES)
+#: The streams each fuzzer damages: plain text, and tool calls with thinking.
+STREAMS = {
+    **{(p, "text"): SAMPLES[p].stream_parts for p in PROVIDERS},
+    **{(p, "tools"): TOOL_STREAMS[p][0]() for p in PROVIDERS},
+    ("openai", "reasoning"): openai_reasoning_stream(),
+}
+KINDS = sorted(STREAMS)
 KEYS = {
     "openai": "sk-fuzz-0123456789",
     "anthropic": "sk-ant-fuzz-0123456789",
@@ -30,9 +38,9 @@ KEYS = {
 
 
 @st.composite
-def mutated(draw, provider: str) -> list[bytes]:
+def mutated(draw, kind: tuple[str, str]) -> list[bytes]:
     """A provider's real stream with random damage, cut into random reads."""
-    body = bytearray(b"".join(SAMPLES[provider].stream_parts))
+    body = bytearray(b"".join(STREAMS[kind]))
     for _ in range(draw(st.integers(0, 6))):
         if not body:
             break
@@ -87,6 +95,9 @@ async def _run(provider: str, pieces: list[bytes]) -> None:
             ):
                 assert isinstance(chunk.content, str)
                 assert chunk.finish_reason is None or isinstance(chunk.finish_reason, str)
+                assert chunk.reasoning is None or isinstance(chunk.reasoning, str)
+                for call in chunk.tool_calls or ():
+                    assert isinstance(call.name, str) and isinstance(call.arguments, dict)
     except LLMError:
         pass  # the documented outcome of a damaged stream
 
@@ -96,11 +107,11 @@ _SWAPS = [None, "x", 5, -1, 2.5, True, [], [1], {}, {"text": 1}, "\u2028"]
 
 
 @st.composite
-def retyped(draw, provider: str) -> list[bytes]:
+def retyped(draw, kind: tuple[str, str]) -> list[bytes]:
     """A provider's real stream with values deep in its JSON replaced by values of other
     types: well-formed JSON of the wrong shape, which byte damage rarely produces."""
     parts = []
-    for part in SAMPLES[provider].stream_parts:
+    for part in STREAMS[kind]:
         match = _JSON_LINE.search(part)
         if match is None or not draw(st.booleans()):
             parts.append(part)
@@ -138,19 +149,19 @@ def _set(tree, path, value):
         node[path[-1]] = value
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("kind", KINDS, ids="-".join)
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_retyped_streams_give_chunks_or_our_errors(provider, data):
-    asyncio.run(_run(provider, data.draw(retyped(provider))))
+def test_retyped_streams_give_chunks_or_our_errors(kind, data):
+    asyncio.run(_run(kind[0], data.draw(retyped(kind))))
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("kind", KINDS, ids="-".join)
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_mutated_streams_give_chunks_or_our_errors(provider, data):
-    pieces = data.draw(mutated(provider))
-    asyncio.run(_run(provider, pieces))
+def test_mutated_streams_give_chunks_or_our_errors(kind, data):
+    pieces = data.draw(mutated(kind))
+    asyncio.run(_run(kind[0], pieces))
 
 
 @settings(max_examples=300, deadline=None)
