@@ -17,6 +17,7 @@ from starlette.responses import Response
 
 from .auth import KeyPolicy
 from .faults import Fault, FaultCounters, FaultSpecError, parse_fault, split_model_fault
+from .features import apply_features
 from .formats.base import (
     BadRequest,
     ChatRequest,
@@ -190,6 +191,7 @@ def _answer(
         stop=chat.stop,
         length=fault.length if fault is not None and fault.name == "long" else None,
     )
+    answer = apply_features(answer, chat)
     ctx.pacing = state.pacing(profile, fault)
     ctx.blocked = fault is not None and fault.name == "blocked"
     fmt.prepare(ctx, chat)

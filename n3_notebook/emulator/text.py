@@ -153,9 +153,13 @@ class Answer:
     text: str
     input_tokens: int
     output_tokens: int
-    finish_reason: str  # "stop" or "length" (normalised words)
+    finish_reason: str  # "stop", "length" or "tool_calls" (normalised words)
     stop_sequence: str | None = None
     seed: str = field(default="", repr=False)
+    #: Thinking tokens streamed before the answer (reasoning requests), see features.py.
+    thinking: tuple[str, ...] = ()
+    #: Tool calls the answer makes instead of text (tool requests), see features.py.
+    tool_calls: tuple[Any, ...] = ()
 
 
 def canonical_model(model: str) -> str:

@@ -31,7 +31,10 @@ from .base import (
     sse,
 )
 
-_STOP_REASON = {"stop": "end_turn", "length": "max_tokens"}
+_STOP_REASON = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+
+#: The signature of the emulator's thinking blocks (opaque, like the real one).
+_SIGNATURE = "EqQBCkYIBxgCKkBuM2VtdWxhdG9yLXNpZ25hdHVyZQ=="
 
 _MESSAGES = {
     "auth_missing": ("authentication_error", "x-api-key header is required"),
@@ -46,6 +49,50 @@ _MESSAGES = {
     "unavailable": ("api_error", "Service unavailable"),
     "overloaded": ("overloaded_error", "Overloaded"),
 }
+
+
+def _split_turn(role: str, content: Any, where: str) -> list[dict[str, str]]:
+    """One request message as plain turns: tool_result blocks become "tool" turns."""
+    if not isinstance(content, list):
+        return [{"role": role, "content": _text_of(content, where)}]
+    out = []
+    for block in content:
+        if isinstance(block, dict) and block.get("type") == "tool_result":
+            out.append({"role": "tool", "content": _text_of(block.get("content") or "", where)})
+    rest = [b for b in content if not (isinstance(b, dict) and b.get("type") == "tool_result")]
+    if rest or not out:
+        out.append({"role": role, "content": _text_of(rest, where)})
+    return out
+
+
+def _images(raw: list[Any]) -> list[tuple[str, int | None]]:
+    out: list[tuple[str, int | None]] = []
+    for item in raw:
+        content = item.get("content") if isinstance(item, dict) else None
+        for block in content if isinstance(content, list) else ():
+            if isinstance(block, dict) and block.get("type") == "image":
+                source = block.get("source") or {}
+                data = source.get("data")
+                size = len(data) * 3 // 4 if isinstance(data, str) else None
+                out.append((str(source.get("media_type") or "image/*"), size))
+    return out
+
+
+def _tools(raw: Any) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        return []
+    return [
+        {"name": t["name"], "parameters": t.get("input_schema") or {}}
+        for t in raw
+        if isinstance(t, dict) and isinstance(t.get("name"), str) and "input_schema" in t
+    ]
+
+
+def _schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    fmt = (body.get("output_config") or {}).get("format") or body.get("output_format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        return fmt.get("schema") if isinstance(fmt.get("schema"), dict) else {}
+    return None
 
 
 def _text_of(content: Any, where: str) -> str:
@@ -90,9 +137,9 @@ class AnthropicFormat(ProviderFormat):
         for index, item in enumerate(raw):
             if not isinstance(item, dict) or item.get("role") not in ("user", "assistant"):
                 raise BadRequest(f"messages.{index}.role: Input should be 'user' or 'assistant'")
-            text = _text_of(item.get("content"), f"messages.{index}")
-            messages.append({"role": item["role"], "content": text})
+            messages.extend(_split_turn(item["role"], item.get("content"), f"messages.{index}"))
         system = body.get("system")
+        thinking = body.get("thinking")
         return ChatRequest(
             model=model,
             messages=messages,
@@ -100,6 +147,10 @@ class AnthropicFormat(ProviderFormat):
             max_tokens=max_tokens,
             stop=as_stops(body.get("stop_sequences"), "stop_sequences"),
             stream=bool(body.get("stream", False)),
+            tools=_tools(body.get("tools")),
+            schema=_schema(body),
+            reasoning=isinstance(thinking, dict) and thinking.get("type") == "enabled",
+            images=_images(raw),
         )
 
     def new_request_id(self) -> str:
@@ -185,14 +236,67 @@ class AnthropicFormat(ProviderFormat):
             "usage": usage,
         }
 
+    def _blocks(self, answer: Answer) -> list[dict[str, Any]]:
+        """The answer's content blocks, complete: thinking, text, tool_use."""
+        blocks: list[dict[str, Any]] = []
+        if answer.thinking:
+            thinking = "".join(answer.thinking)
+            blocks.append({"type": "thinking", "thinking": thinking, "signature": _SIGNATURE})
+        if answer.text or not answer.tool_calls:
+            blocks.append({"type": "text", "text": answer.text})
+        for call in answer.tool_calls:
+            blocks.append(
+                {
+                    "type": "tool_use",
+                    "id": f"toolu_01{call.key}",
+                    "name": call.name,
+                    "input": call.arguments,
+                }
+            )
+        return blocks
+
     def complete(self, answer: Answer, ctx: Context) -> Any:
         output = 0 if ctx.blocked else answer.output_tokens
-        content = [] if ctx.blocked else [{"type": "text", "text": answer.text}]
+        content = [] if ctx.blocked else self._blocks(answer)
         return self._message(
             ctx, content, self._stop(answer, ctx), self._usage(answer.input_tokens, output)
         )
 
+    def _block_frames(self, answer: Answer) -> list[bytes]:
+        """Every block streamed: start glued to its first delta, stop to its last."""
+
+        def event(obj: dict[str, Any]) -> bytes:
+            return sse(obj, obj["type"])
+
+        frames: list[bytes] = []
+        for index, block in enumerate(self._blocks(answer)):
+            kind = block["type"]
+            if kind == "thinking":
+                start = {"type": "thinking", "thinking": ""}
+                deltas = [{"type": "thinking_delta", "thinking": t} for t in answer.thinking]
+                deltas.append({"type": "signature_delta", "signature": _SIGNATURE})
+            elif kind == "text":
+                start = {"type": "text", "text": ""}
+                deltas = [{"type": "text_delta", "text": t} for t in answer.tokens]
+            else:
+                start = {**block, "input": {}}
+                call = next(c for c in answer.tool_calls if block["id"].endswith(c.key))
+                deltas = [{"type": "input_json_delta", "partial_json": ""}]
+                deltas += [{"type": "input_json_delta", "partial_json": p} for p in call.pieces]
+            out = [
+                event({"type": "content_block_delta", "index": index, "delta": d}) for d in deltas
+            ] or [b""]
+            out[0] = (
+                event({"type": "content_block_start", "index": index, "content_block": start})
+                + out[0]
+            )
+            out[-1] += event({"type": "content_block_stop", "index": index})
+            frames.extend(out)
+        return frames
+
     def plan(self, answer: Answer, ctx: Context) -> StreamPlan:
+        if (answer.thinking or answer.tool_calls) and not ctx.blocked:
+            return self._plan_blocks(answer, ctx)
         tokens = [] if ctx.blocked else answer.tokens
         stop_reason, stop_sequence = self._stop(answer, ctx)
         start = self._message(ctx, [], (None, None), self._usage(answer.input_tokens, 1))
@@ -240,6 +344,34 @@ class AnthropicFormat(ProviderFormat):
             b'"delta":{"type":"text_del\n\n'
         )
         return StreamPlan(head=head, tokens=deltas, tail=tail, error=[error], malformed=malformed)
+
+    def _plan_blocks(self, answer: Answer, ctx: Context) -> StreamPlan:
+        stop_reason, stop_sequence = self._stop(answer, ctx)
+        start = self._message(ctx, [], (None, None), self._usage(answer.input_tokens, 1))
+        tail = [
+            sse(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": stop_sequence},
+                    "usage": {"output_tokens": answer.output_tokens},
+                },
+                "message_delta",
+            ),
+            sse({"type": "message_stop"}, "message_stop"),
+        ]
+        error = sse(
+            {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+            "error",
+        )
+        return StreamPlan(
+            head=[
+                sse({"type": "message_start", "message": start}, "message_start"),
+                sse({"type": "ping"}, "ping"),
+            ],
+            tokens=self._block_frames(answer),
+            tail=tail,
+            error=[error],
+        )
 
     def _model_entry(self, name: str) -> dict[str, Any]:
         profile = lookup_model("anthropic", name)

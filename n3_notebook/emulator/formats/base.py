@@ -26,6 +26,7 @@ __all__ = [
     "ProviderFormat",
     "as_int",
     "compact_json",
+    "data_url_image",
     "html_error_page",
     "json_response",
     "random_id",
@@ -124,6 +125,22 @@ class ChatRequest:
     stop: list[str] = field(default_factory=list)
     stream: bool = False
     options: dict[str, Any] = field(default_factory=dict)
+    #: Tools offered: {"name", "parameters"} each, in the request's order.
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    #: The JSON schema the answer must match (structured output), if any.
+    schema: dict[str, Any] | None = None
+    #: Whether the request asked to see the model's thinking.
+    reasoning: bool = False
+    #: The attached images: (media type, size in bytes or None for a URL).
+    images: list[tuple[str, int | None]] = field(default_factory=list)
+
+
+def data_url_image(url: Any) -> tuple[str, int | None]:
+    """(media type, byte count) of an image given as a data: URL (or any URL)."""
+    if isinstance(url, str) and url.startswith("data:"):
+        head, _, payload = url[5:].partition(",")
+        return head.split(";", 1)[0] or "image/*", len(payload) * 3 // 4
+    return "image/*", None
 
 
 @dataclass

@@ -12,6 +12,7 @@ v1 stream: one JSON object per line -- ``stream-start`` (generation_id), one
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -19,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..streaming import StreamPlan
-from ..text import Answer
+from ..text import Answer, tokenize
 from .base import (
     STATUS_OF_KIND,
     BadRequest,
@@ -30,9 +31,11 @@ from .base import (
     as_int,
     as_stops,
     compact_json,
+    data_url_image,
     json_response,
     sse,
 )
+from .openai import function_tools
 
 _MESSAGES = {
     "auth_missing": "no api key supplied",
@@ -50,6 +53,8 @@ _STREAM_ERROR = "internal server error, this has been reported to our developers
 
 
 def _finish(answer: Answer) -> str:
+    if answer.finish_reason == "tool_calls":
+        return "TOOL_CALL"
     if answer.stop_sequence is not None:
         return "STOP_SEQUENCE"
     return "MAX_TOKENS" if answer.finish_reason == "length" else "COMPLETE"
@@ -71,6 +76,28 @@ def _text(content: Any, where: str) -> str:
             if isinstance(part, dict) and part.get("type", "text") == "text"
         )
     raise BadRequest(f"invalid request: {where} must be a string or a list of content items")
+
+
+def _v2_content(item: dict[str, Any]) -> str:
+    content = item.get("content")
+    if item["role"] == "tool" and isinstance(content, list):
+        return "\n".join(
+            json.dumps(part.get("document"))
+            if part.get("type") == "document"
+            else str(part.get("text", ""))
+            for part in content
+            if isinstance(part, dict)
+        )
+    return _text(content, "content")
+
+
+def _v2_images(raw: list[Any]) -> list[tuple[str, int | None]]:
+    return [
+        data_url_image((part.get("image_url") or {}).get("url"))
+        for item in raw
+        for part in (item.get("content") if isinstance(item.get("content"), list) else ())
+        if isinstance(part, dict) and part.get("type") == "image_url"
+    ]
 
 
 class _CohereBase(ProviderFormat):
@@ -122,24 +149,102 @@ class CohereV2Format(_CohereBase):
         for index, item in enumerate(raw):
             if not isinstance(item, dict) or not isinstance(item.get("role"), str):
                 raise BadRequest(f"invalid request: messages[{index}].role is required")
-            messages.append(
-                {"role": item["role"], "content": _text(item.get("content"), "content")}
-            )
+            messages.append({"role": item["role"], "content": _v2_content(item)})
+        fmt = body.get("response_format")
+        schema = None
+        if isinstance(fmt, dict) and fmt.get("type") == "json_object":
+            schema = fmt.get("json_schema") if isinstance(fmt.get("json_schema"), dict) else {}
+        thinking = body.get("thinking")
         return ChatRequest(
             model=model,
             messages=messages,
             max_tokens=as_int(body.get("max_tokens"), "max_tokens"),
             stop=as_stops(body.get("stop_sequences"), "stop_sequences"),
             stream=bool(body.get("stream", False)),
+            tools=function_tools(body.get("tools")),
+            schema=schema,
+            reasoning=isinstance(thinking, dict) and thinking.get("type") == "enabled",
+            images=_v2_images(raw),
         )
 
     def complete(self, answer: Answer, ctx: Context) -> Any:
+        content: list[dict[str, Any]] = []
+        if answer.thinking:
+            content.append({"type": "thinking", "thinking": "".join(answer.thinking)})
+        if answer.text or not answer.tool_calls:
+            content.append({"type": "text", "text": answer.text})
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if answer.tool_calls:
+            message["tool_plan"] = _plan_text(answer)
+            message["tool_calls"] = [
+                {
+                    "id": _call_id(c),
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments_json},
+                }
+                for c in answer.tool_calls
+            ]
         return {
             "id": ctx.options["response_id"],
-            "message": {"role": "assistant", "content": [{"type": "text", "text": answer.text}]},
+            "message": message,
             "finish_reason": _finish(answer),
             "usage": _usage(answer),
         }
+
+    def _feature_frames(self, answer: Answer) -> list[bytes]:
+        """Thinking, text, tool plan and calls, each event type as Cohere names it."""
+        frames: list[bytes] = []
+
+        def event(obj: dict[str, Any]) -> bytes:
+            return sse(obj, obj["type"])
+
+        def block(index: int, kind: str, pieces: list[str] | tuple[str, ...]) -> None:
+            start = {"message": {"content": {"type": kind, kind: ""}}}
+            out = [
+                event(
+                    {
+                        "type": "content-delta",
+                        "index": index,
+                        "delta": {"message": {"content": {kind: piece}}},
+                    }
+                )
+                for piece in pieces
+            ] or [b""]
+            out[0] = event({"type": "content-start", "index": index, "delta": start}) + out[0]
+            out[-1] += event({"type": "content-end", "index": index})
+            frames.extend(out)
+
+        index = 0
+        if answer.thinking:
+            block(index, "thinking", answer.thinking)
+            index += 1
+        if answer.tokens or not answer.tool_calls:
+            block(index, "text", answer.tokens)
+        if answer.tool_calls:
+            for piece in tokenize(_plan_text(answer)):
+                frames.append(
+                    event({"type": "tool-plan-delta", "delta": {"message": {"tool_plan": piece}}})
+                )
+        for n, call in enumerate(answer.tool_calls):
+            first = {
+                "id": _call_id(call),
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
+            frames.append(
+                event(
+                    {
+                        "type": "tool-call-start",
+                        "index": n,
+                        "delta": {"message": {"tool_calls": first}},
+                    }
+                )
+            )
+            for piece in call.pieces:
+                delta = {"message": {"tool_calls": {"function": {"arguments": piece}}}}
+                frames.append(event({"type": "tool-call-delta", "index": n, "delta": delta}))
+            frames[-1] += event({"type": "tool-call-end", "index": n})
+        return frames
 
     def plan(self, answer: Answer, ctx: Context) -> StreamPlan:
         head = [
@@ -188,6 +293,10 @@ class CohereV2Format(_CohereBase):
             sse(end, "message-end"),
             b"data: [DONE]\n\n",
         ]
+        if answer.thinking or answer.tool_calls:
+            head = head[:1]
+            tokens = self._feature_frames(answer)
+            tail = tail[1:]
         error = {
             "type": "message-end",
             "delta": {"error": _STREAM_ERROR, "finish_reason": "ERROR", "usage": _usage(answer, 0)},
@@ -202,6 +311,15 @@ class CohereV2Format(_CohereBase):
             error=[sse(error, "message-end")],
             malformed=malformed,
         )
+
+
+def _call_id(call: Any) -> str:
+    return f"{call.name}_{call.key[:12]}"
+
+
+def _plan_text(answer: Answer) -> str:
+    names = ", ".join(c.name for c in answer.tool_calls)
+    return f"I will call {names} to answer this."
 
 
 class CohereV1Format(_CohereBase):

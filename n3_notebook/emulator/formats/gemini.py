@@ -29,7 +29,7 @@ from .base import (
     random_id,
 )
 
-_FINISH = {"stop": "STOP", "length": "MAX_TOKENS"}
+_FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
 
 _ERRORS: dict[str, tuple[int, str, str]] = {
     "auth_missing": (
@@ -53,6 +53,9 @@ _ERRORS: dict[str, tuple[int, str, str]] = {
     "unavailable": (503, "UNAVAILABLE", "The model is overloaded. Please try again later."),
     "overloaded": (529, "UNAVAILABLE", "The model is overloaded. Please try again later."),
 }
+
+#: The thoughtSignature on the emulator's function calls (opaque, like the real one).
+_SIGNATURE = "Cl4BbjNlbXVsYXRvci10aG91Z2h0LXNpZ25hdHVyZQ=="
 
 _SAFETY_RATINGS = [
     {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"},
@@ -83,6 +86,65 @@ def _pick(obj: dict[str, Any], camel: str, snake: str) -> Any:
     return obj[camel] if camel in obj else obj.get(snake)
 
 
+def _turns(item: Any, index: int) -> list[dict[str, str]]:
+    """One Content as plain turns: functionResponse parts become "tool" turns."""
+    role = item.get("role") if isinstance(item, dict) else None
+    parts = item.get("parts") if isinstance(item, dict) else None
+    out = []
+    for part in parts if isinstance(parts, list) else ():
+        response = (
+            _pick(part, "functionResponse", "function_response") if isinstance(part, dict) else None
+        )
+        if isinstance(response, dict):
+            out.append({"role": "tool", "content": json.dumps(response.get("response"))})
+    if not out or any(isinstance(p, dict) and "text" in p for p in parts or ()):
+        out.append({"role": role or "user", "content": _parts_text(item, f"contents[{index}]")})
+    return out
+
+
+def _images(contents: list[Any]) -> list[tuple[str, int | None]]:
+    out: list[tuple[str, int | None]] = []
+    for item in contents:
+        for part in (item.get("parts") or ()) if isinstance(item, dict) else ():
+            inline = _pick(part, "inlineData", "inline_data") if isinstance(part, dict) else None
+            if isinstance(inline, dict):
+                data = inline.get("data")
+                size = len(data) * 3 // 4 if isinstance(data, str) else None
+                out.append((str(_pick(inline, "mimeType", "mime_type") or "image/*"), size))
+    return out
+
+
+def _tools(raw: Any) -> list[dict[str, Any]]:
+    out = []
+    for tool in raw if isinstance(raw, list) else ():
+        decls = (
+            _pick(tool, "functionDeclarations", "function_declarations")
+            if isinstance(tool, dict)
+            else None
+        )
+        for decl in decls if isinstance(decls, list) else ():
+            if isinstance(decl, dict) and isinstance(decl.get("name"), str):
+                params = (
+                    _pick(decl, "parametersJsonSchema", "parameters_json_schema")
+                    or decl.get("parameters")
+                    or {}
+                )
+                out.append({"name": decl["name"], "parameters": _lower_types(params)})
+    return out
+
+
+def _lower_types(schema: Any) -> Any:
+    """OpenAPI-style schemas (Gemini's `parameters`) write types in capitals: STRING."""
+    if isinstance(schema, list):
+        return [_lower_types(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _lower_types(v) for k, v in schema.items()}
+    if isinstance(out.get("type"), str):
+        out["type"] = out["type"].lower()
+    return out
+
+
 class GeminiFormat(ProviderFormat):
     name = "gemini"
 
@@ -98,10 +160,7 @@ class GeminiFormat(ProviderFormat):
             raise BadRequest("* GenerateContentRequest.contents: contents is not specified")
         messages = []
         for index, item in enumerate(contents):
-            role = item.get("role") if isinstance(item, dict) else None
-            messages.append(
-                {"role": role or "user", "content": _parts_text(item, f"contents[{index}]")}
-            )
+            messages.extend(_turns(item, index))
         system_raw = _pick(body, "systemInstruction", "system_instruction")
         config = _pick(body, "generationConfig", "generation_config") or {}
         if not isinstance(config, dict):
@@ -114,7 +173,25 @@ class GeminiFormat(ProviderFormat):
                 _pick(config, "maxOutputTokens", "max_output_tokens"), "maxOutputTokens"
             ),
             stop=as_stops(_pick(config, "stopSequences", "stop_sequences"), "stopSequences"),
+            tools=_tools(body.get("tools")),
+            schema=self._schema(config),
+            reasoning=bool(
+                (_pick(config, "thinkingConfig", "thinking_config") or {}).get("includeThoughts")
+                or (_pick(config, "thinkingConfig", "thinking_config") or {}).get(
+                    "include_thoughts"
+                )
+            ),
+            images=_images(contents),
         )
+
+    def _schema(self, config: dict[str, Any]) -> dict[str, Any] | None:
+        schema = _pick(config, "responseJsonSchema", "response_json_schema") or _pick(
+            config, "responseSchema", "response_schema"
+        )
+        if isinstance(schema, dict):
+            return _lower_types(schema)
+        mime = _pick(config, "responseMimeType", "response_mime_type")
+        return {} if mime == "application/json" else None
 
     def new_request_id(self) -> str:
         return random_id(22)
@@ -197,9 +274,13 @@ class GeminiFormat(ProviderFormat):
             ctx, None, usage, {"blockReason": "SAFETY", "safetyRatings": _SAFETY_RATINGS}
         )
 
-    def _candidate(self, text: str | None, finish: str | None) -> dict[str, Any]:
+    def _candidate(
+        self, text: str | None, finish: str | None, parts: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
         content: dict[str, Any] = {"role": "model"}
-        if text is not None:
+        if parts is not None:
+            content = {"parts": parts, "role": "model"}
+        elif text is not None:
             content = {"parts": [{"text": text}], "role": "model"}
         candidate: dict[str, Any] = {"content": content}
         if finish is not None:
@@ -207,12 +288,25 @@ class GeminiFormat(ProviderFormat):
         candidate["index"] = 0
         return candidate
 
+    def _call_parts(self, answer: Answer) -> list[dict[str, Any]]:
+        return [
+            {"functionCall": {"name": c.name, "args": c.arguments}, "thoughtSignature": _SIGNATURE}
+            for c in answer.tool_calls
+        ]
+
     def complete(self, answer: Answer, ctx: Context) -> Any:
         if ctx.blocked:
             return self._blocked(answer, ctx)
-        candidate = self._candidate(
-            answer.text if answer.tokens else None, _FINISH[answer.finish_reason]
-        )
+        finish = _FINISH[answer.finish_reason]
+        if answer.thinking or answer.tool_calls:
+            parts: list[dict[str, Any]] = []
+            if answer.thinking:
+                parts.append({"text": "".join(answer.thinking), "thought": True})
+            if answer.tokens:
+                parts.append({"text": answer.text})
+            candidate = self._candidate(None, finish, parts + self._call_parts(answer))
+        else:
+            candidate = self._candidate(answer.text if answer.tokens else None, finish)
         return self._chunk(ctx, candidate, self._usage(answer, answer.output_tokens))
 
     def encode_body(self, body: Any) -> bytes:
@@ -223,6 +317,26 @@ class GeminiFormat(ProviderFormat):
         objects: list[dict[str, Any]] = []
         if ctx.blocked:
             final = [self._blocked(answer, ctx)]
+        elif answer.thinking or answer.tool_calls:
+            for token in answer.thinking:
+                parts = [{"text": token, "thought": True}]
+                objects.append(
+                    self._chunk(ctx, self._candidate(None, None, parts), self._usage(answer, None))
+                )
+            for token in answer.tokens:
+                objects.append(
+                    self._chunk(ctx, self._candidate(token, None), self._usage(answer, None))
+                )
+            # function calls come whole, in the last chunk with the finish reason
+            last_parts = self._call_parts(answer) or [{"text": ""}]
+            objects.append(
+                self._chunk(
+                    ctx,
+                    self._candidate(None, finish, last_parts),
+                    self._usage(answer, answer.output_tokens),
+                )
+            )
+            final = []
         else:
             last = len(answer.tokens) - 1
             for index, token in enumerate(answer.tokens):

@@ -31,6 +31,7 @@ from .base import (
     compact_json,
     json_response,
 )
+from .openai import function_tools
 
 _NS = 1_000_000_000
 _LOAD_NS = 12_345_678
@@ -46,6 +47,14 @@ _MESSAGES = {
 
 def _line(obj: Any) -> bytes:
     return compact_json(obj) + b"\n"
+
+
+_BASE64_MAGIC = {"iVBORw0KGgo": "image/png", "/9j/": "image/jpeg", "R0lGOD": "image/gif"}
+
+
+def _image_type(data: str) -> str:
+    """The media type of a bare base64 image, from its first characters."""
+    return next((t for head, t in _BASE64_MAGIC.items() if data.startswith(head)), "image/*")
 
 
 def _timestamp(at: dt.datetime) -> str:
@@ -96,8 +105,28 @@ class _OllamaBase(ProviderFormat):
             max_tokens = None  # -1 means "no limit" in Ollama
         return max_tokens, as_stops(options.get("stop"), "stop")
 
+    def _features(self, body: dict[str, Any], images: list[Any]) -> dict[str, Any]:
+        """tools, format (a schema, or "json"), think and images, as ChatRequest fields."""
+        fmt = body.get("format")
+        schema = fmt if isinstance(fmt, dict) else ({} if fmt == "json" else None)
+        return {
+            "tools": function_tools(body.get("tools")),
+            "schema": schema,
+            "reasoning": bool(body.get("think")),
+            "images": [(_image_type(i), len(i) * 3 // 4) for i in images if isinstance(i, str)],
+        }
+
     def _content(self, text: str) -> dict[str, Any]:
         return {"message": {"role": "assistant", "content": text}}
+
+    def _thinking(self, text: str) -> dict[str, Any]:
+        return {"message": {"role": "assistant", "content": "", "thinking": text}}
+
+    def _calls(self, answer: Answer) -> dict[str, Any]:
+        calls = [
+            {"function": {"name": c.name, "arguments": c.arguments}} for c in answer.tool_calls
+        ]
+        return {"message": {"role": "assistant", "content": "", "tool_calls": calls}}
 
     def _final_extra(self, answer: Answer) -> dict[str, Any]:
         return {}
@@ -126,23 +155,39 @@ class _OllamaBase(ProviderFormat):
     def complete(self, answer: Answer, ctx: Context) -> Any:
         body = self._done(answer, ctx, dt.datetime.now(dt.UTC))
         body.update(self._content(answer.text))
+        if answer.thinking:
+            self._merge(body, self._thinking("".join(answer.thinking)))
+        if answer.tool_calls:
+            self._merge(body, self._calls(answer))
         return body
+
+    def _merge(self, body: dict[str, Any], extra: dict[str, Any]) -> None:
+        """Add a message's thinking or tool_calls (or generate's thinking) to body."""
+        for key, value in extra.items():
+            if isinstance(value, dict) and isinstance(body.get(key), dict):
+                body[key].update({k: v for k, v in value.items() if k not in ("content",)})
+            elif key != "response":
+                body[key] = value
 
     def plan(self, answer: Answer, ctx: Context) -> StreamPlan:
         start = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=ctx.pacing.first_token_delay)
         step = dt.timedelta(seconds=ctx.pacing.token_delay)
+        pieces = [self._thinking(t) for t in answer.thinking]
+        pieces += [self._content(t) for t in answer.tokens]
+        if answer.tool_calls:
+            pieces.append(self._calls(answer))
         tokens = [
             _line(
                 {
                     "model": ctx.model,
                     "created_at": _timestamp(start + i * step),
-                    **self._content(token),
+                    **piece,
                     "done": False,
                 }
             )
-            for i, token in enumerate(answer.tokens)
+            for i, piece in enumerate(pieces)
         ]
-        end = start + len(answer.tokens) * step
+        end = start + len(pieces) * step
         error = _line({"error": "an error was encountered while running the model: unexpected EOF"})
         malformed = f'{{"model":"{ctx.model}","created_at":"{_timestamp(start)[:10]}'.encode()
         return StreamPlan(
@@ -167,6 +212,7 @@ class OllamaChatFormat(_OllamaBase):
         if not isinstance(raw, list):
             raise BadRequest("json: cannot unmarshal messages into Go value of type []api.Message")
         messages = []
+        images: list[Any] = []
         for item in raw:
             if not isinstance(item, dict):
                 raise BadRequest("json: cannot unmarshal message into Go value of type api.Message")
@@ -177,6 +223,7 @@ class OllamaChatFormat(_OllamaBase):
                     "content": content if isinstance(content, str) else "",
                 }
             )
+            images.extend(item.get("images") or ())
         max_tokens, stop = self._options(body)
         return ChatRequest(
             model=model,
@@ -184,6 +231,7 @@ class OllamaChatFormat(_OllamaBase):
             max_tokens=max_tokens,
             stop=stop,
             stream=body.get("stream", True) is not False,
+            **self._features(body, images),
         )
 
 
@@ -199,6 +247,8 @@ class OllamaGenerateFormat(_OllamaBase):
         if not isinstance(prompt, str):
             raise BadRequest("json: cannot unmarshal prompt into Go value of type string")
         max_tokens, stop = self._options(body)
+        features = self._features(body, body.get("images") or [])
+        features["tools"] = []
         return ChatRequest(
             model=model,
             messages=[{"role": "user", "content": prompt}],
@@ -206,10 +256,14 @@ class OllamaGenerateFormat(_OllamaBase):
             max_tokens=max_tokens,
             stop=stop,
             stream=body.get("stream", True) is not False,
+            **features,
         )
 
     def _content(self, text: str) -> dict[str, Any]:
         return {"response": text}
+
+    def _thinking(self, text: str) -> dict[str, Any]:
+        return {"response": "", "thinking": text}
 
     def _final_extra(self, answer: Answer) -> dict[str, Any]:
         return {"context": [(answer.input_tokens * 7919 + i * 104729) % 128_000 for i in range(8)]}

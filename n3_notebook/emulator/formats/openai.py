@@ -25,12 +25,13 @@ from .base import (
     ProviderFormat,
     as_int,
     as_stops,
+    data_url_image,
     json_response,
     random_id,
     sse,
 )
 
-_FINISH = {"stop": "stop", "length": "length"}
+_FINISH = {"stop": "stop", "length": "length", "tool_calls": "tool_calls"}
 _FINGERPRINT = "fp_n3emu0001"
 
 _MISSING_KEY = (
@@ -62,6 +63,42 @@ def _content_text(content: Any) -> str:
     raise BadRequest("messages: content must be a string or an array of parts", param="messages")
 
 
+def _images(content: Any) -> list[tuple[str, int | None]]:
+    if not isinstance(content, list):
+        return []
+    return [
+        data_url_image((part.get("image_url") or {}).get("url"))
+        for part in content
+        if isinstance(part, dict) and part.get("type") == "image_url"
+    ]
+
+
+def function_tools(raw: Any) -> list[dict[str, Any]]:
+    """[{"type": "function", "function": {name, parameters}}] (OpenAI, Cohere v2, Ollama)."""
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise BadRequest("tools: expected an array", param="tools")
+    out = []
+    for item in raw:
+        function = item.get("function") if isinstance(item, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise BadRequest("tools: each tool needs function.name", param="tools")
+        out.append({"name": function["name"], "parameters": function.get("parameters") or {}})
+    return out
+
+
+def _schema(fmt: Any) -> dict[str, Any] | None:
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+        schema = (fmt.get("json_schema") or {}).get("schema")
+        return schema if isinstance(schema, dict) else {}
+    return None
+
+
+def call_id(key: str) -> str:
+    return f"call_{key}"
+
+
 class OpenAIFormat(ProviderFormat):
     name = "openai"
 
@@ -75,6 +112,7 @@ class OpenAIFormat(ProviderFormat):
         if not isinstance(raw_messages, list) or not raw_messages:
             raise BadRequest("[] is too short - 'messages'", param="messages")
         messages = []
+        images: list[tuple[str, int | None]] = []
         for item in raw_messages:
             if not isinstance(item, dict) or "role" not in item:
                 raise BadRequest(
@@ -82,6 +120,7 @@ class OpenAIFormat(ProviderFormat):
                 )
             text = _content_text(item.get("content"))
             messages.append({"role": str(item["role"]), "content": text})
+            images.extend(_images(item.get("content")))
         max_tokens = as_int(body.get("max_completion_tokens"), "max_completion_tokens")
         if max_tokens is None:
             max_tokens = as_int(body.get("max_tokens"), "max_tokens")
@@ -96,6 +135,10 @@ class OpenAIFormat(ProviderFormat):
             stop=as_stops(body.get("stop"), "stop"),
             stream=bool(body.get("stream", False)),
             options={"include_usage": include_usage},
+            tools=function_tools(body.get("tools")),
+            schema=_schema(body.get("response_format")),
+            reasoning=bool(body.get("reasoning_effort")),
+            images=images,
         )
 
     def new_request_id(self) -> str:
@@ -186,6 +229,24 @@ class OpenAIFormat(ProviderFormat):
         }
 
     def complete(self, answer: Answer, ctx: Context) -> Any:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "" if ctx.blocked else answer.text,
+            "refusal": None,
+            "annotations": [],
+        }
+        if answer.thinking:
+            message["reasoning_content"] = "".join(answer.thinking)
+        if answer.tool_calls:
+            message["content"] = None
+            message["tool_calls"] = [
+                {
+                    "id": call_id(c.key),
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments_json},
+                }
+                for c in answer.tool_calls
+            ]
         return {
             "id": ctx.options["completion_id"],
             "object": "chat.completion",
@@ -194,12 +255,7 @@ class OpenAIFormat(ProviderFormat):
             "choices": [
                 {
                     "index": 0,
-                    "message": {
-                        "role": "assistant",
-                        "content": "" if ctx.blocked else answer.text,
-                        "refusal": None,
-                        "annotations": [],
-                    },
+                    "message": message,
                     "logprobs": None,
                     "finish_reason": self._finish(answer, ctx),
                 }
@@ -255,9 +311,23 @@ class OpenAIFormat(ProviderFormat):
                 "code": None,
             }
         }
+        frames = [chunk({"reasoning_content": t}, None) for t in answer.thinking]
+        frames += [chunk({"content": token}, None) for token in tokens]
+        for index, call in enumerate(answer.tool_calls):
+            first = {
+                "index": index,
+                "id": call_id(call.key),
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
+            frames.append(chunk({"tool_calls": [first]}, None))
+            frames += [
+                chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None)
+                for piece in call.pieces
+            ]
         return StreamPlan(
             head=[chunk({"role": "assistant", "content": "", "refusal": None}, None)],
-            tokens=[chunk({"content": token}, None) for token in tokens],
+            tokens=frames,
             tail=tail,
             error=[sse(error)],
             malformed=b'data: {"choices": [tr\n\n',
