@@ -99,12 +99,17 @@ def apply_features(answer: Answer, chat: ChatRequest) -> Answer:
 
 
 def _topic(text: str) -> str:
-    """A name from the message (its last capitalised word after the first), else its
-    longest word: what string arguments and schema fields are filled with."""
+    """A name from the message (its first run of capitalised words after the first word),
+    else its longest word: what string arguments and schema fields are filled with."""
     words = [w.strip(".,;:!?\"'()") for w in text.split()]
-    names = [w for w in words[1:] if w[:1].isupper() and w.isalpha()]
-    if names:
-        return names[-1]
+    run: list[str] = []
+    for word in words[1:]:
+        if word[:1].isupper() and word.isalpha():
+            run.append(word)
+        elif run:
+            break
+    if run:
+        return " ".join(run)
     return max(words, key=len) if any(words) else "example"
 
 

@@ -271,6 +271,8 @@ class AnthropicFormat(ProviderFormat):
         frames: list[bytes] = []
         for index, block in enumerate(self._blocks(answer)):
             kind = block["type"]
+            start: dict[str, Any]
+            deltas: list[dict[str, Any]]
             if kind == "thinking":
                 start = {"type": "thinking", "thinking": ""}
                 deltas = [{"type": "thinking_delta", "thinking": t} for t in answer.thinking]

@@ -96,7 +96,11 @@ def _turns(item: Any, index: int) -> list[dict[str, str]]:
             _pick(part, "functionResponse", "function_response") if isinstance(part, dict) else None
         )
         if isinstance(response, dict):
-            out.append({"role": "tool", "content": json.dumps(response.get("response"))})
+            value = response.get("response")
+            if isinstance(value, dict) and len(value) == 1:
+                value = next(iter(value.values()))  # {"result": ...} or {"error": ...}
+            text = value if isinstance(value, str) else json.dumps(value)
+            out.append({"role": "tool", "content": text})
     if not out or any(isinstance(p, dict) and "text" in p for p in parts or ()):
         out.append({"role": role or "user", "content": _parts_text(item, f"contents[{index}]")})
     return out
