@@ -96,7 +96,12 @@ class Message:
         if isinstance(value, Message):
             msg = value
         elif isinstance(value, Mapping):
-            calls = value.get("tool_calls") or ()
+            calls = [
+                ToolCall(str(c.get("id") or ""), str(c["name"]), dict(c.get("arguments") or {}))
+                if isinstance(c, Mapping) and "name" in c
+                else c
+                for c in value.get("tool_calls") or ()
+            ]
             content = value.get("content")
             msg = cls(
                 value.get("role"),  # type: ignore[arg-type]
