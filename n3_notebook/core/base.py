@@ -84,6 +84,12 @@ def as_messages(messages: Iterable[MessageLike]) -> list[Message]:
     return out
 
 
+def finish_with_calls(finish: str | None, calls: Sequence[ToolCall] | None) -> str | None:
+    """An answer that made calls finished with "tool_calls", also where the provider says
+    "stop" (Gemini's STOP, Ollama's done_reason)."""
+    return "tool_calls" if calls and finish == "stop" else finish
+
+
 def split_system(
     messages: Sequence[Message], system: str | None
 ) -> tuple[str | None, list[Message]]:
@@ -317,7 +323,7 @@ class BaseProvider:
             content=parsed.content,
             model=parsed.model or self.model,
             provider=self.name,
-            finish_reason="tool_calls" if parsed.tool_calls and finish == "stop" else finish,
+            finish_reason=finish_with_calls(finish, parsed.tool_calls),
             usage=parsed.usage,
             raw_finish_reason=parsed.raw_finish_reason,
             latency=latency,
@@ -678,10 +684,13 @@ class BaseProvider:
             rec.input_tokens = chunk.usage.input_tokens
             rec.output_tokens = chunk.usage.output_tokens
         finish = chunk.finish_reason if stopped_by else self.normalize_finish(raw)
-        if chunk.tool_calls and finish == "stop":  # Gemini and Ollama say STOP / stop
-            finish = "tool_calls"
         return StreamChunk(
-            chunk.content, finish, chunk.model or self.model, chunk.usage, meta, chunk.tool_calls
+            chunk.content,
+            finish_with_calls(finish, chunk.tool_calls),
+            chunk.model or self.model,
+            chunk.usage,
+            meta,
+            chunk.tool_calls,
         )
 
     async def _read(
