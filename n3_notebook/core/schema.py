@@ -38,6 +38,10 @@ class OutputSchema:
             jsonschema.validate(value, self.schema)
             return value
         except ValidationError as exc:
+            if any(e["type"] == "json_invalid" for e in exc.errors()):
+                raise _error(
+                    text, f"is not valid JSON ({exc.errors()[0]['msg']})", provider
+                ) from exc
             problems = "; ".join(
                 f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
                 for e in exc.errors()[:5]

@@ -510,3 +510,47 @@ def test_message_validation():
         Message.coerce({"role": "tool", "content": "x"})
     m = Message.coerce({"role": "user", "content": ["a", Image.from_bytes(PNG), "b"]})
     assert m.text == "a\nb" and len(m.images) == 1
+
+
+async def test_ollama_generate_api_features():
+    from .feature_samples import ollama_tool_stream
+
+    rec = Recorder([streaming(ollama_tool_stream(), "application/x-ndjson")])
+    p = make_provider("ollama", "gpt-oss", rec, api="generate")
+    await collect(
+        p.stream_chat(
+            [Message("user", ["Describe", Image.from_bytes(PNG)])], schema=Person, reasoning="low"
+        )
+    )
+    body = rec.bodies[0]
+    assert body["prompt"] == "Describe" and body["images"] == [Image.from_bytes(PNG).base64]
+    assert body["format"] == Person.model_json_schema()
+    assert body["think"] == "low"  # gpt-oss takes effort levels
+    with pytest.raises(ValueError, match='api="chat"'):
+        await collect(p.stream_generate("x", tools=[get_weather]))
+
+
+def test_schema_parse_variants():
+    from n3_notebook.core.schema import as_output_schema
+
+    people = as_output_schema(list[Person])
+    assert people.parse('```json\n[{"name": "A", "age": 1}]\n```') == [Person(name="A", age=1)]
+    with pytest.raises(StructuredOutputError, match="not valid JSON") as info:
+        people.parse("Sure! Here it is")
+    assert info.value.raw_text == "Sure! Here it is"
+    with pytest.raises(ValueError, match="not a valid JSON schema"):
+        as_output_schema({"type": 5})
+    with pytest.raises(ValueError, match="pydantic model"):
+        as_output_schema(object())
+
+
+def test_reasoning_values_checked():
+    p = make_provider("openai", "o4-mini", Recorder([_stream_ok("openai")]))
+    with pytest.raises(ValueError, match="reasoning= takes an effort"):
+        p.stream_generate("x", reasoning="extreme")
+    assert (
+        p.build_request([Message("user", "x")], None, True, {"reasoning": 20000}).json[
+            "reasoning_effort"
+        ]
+        == "high"
+    )
