@@ -207,24 +207,28 @@ class _OpenAIStream:
             if choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
-            thought = _reasoning_text(delta)
-            if thought:
-                out.append(reasoning_chunk(thought, self.model))
-            self.details.extend(_encrypted(delta.get("reasoning_details")) or ())
             text = delta.get("content")
+            if len(delta) > 1 or not text:  # more than a piece of text: thinking, calls
+                self._take_extras(delta, out)
             if text:
                 out.append(StreamChunk(text, None, self.model))
-            for n, call in enumerate(delta.get("tool_calls") or ()):
-                function = call.get("function") or {}
-                self.calls.add(
-                    call.get("index", n),
-                    id=call.get("id"),
-                    name=function.get("name"),
-                    piece=function.get("arguments"),
-                )
             if choice.get("finish_reason"):
                 self.finish = choice["finish_reason"]
         return out
+
+    def _take_extras(self, delta: dict[str, Any], out: list[StreamChunk]) -> None:
+        thought = _reasoning_text(delta)
+        if thought:
+            out.append(reasoning_chunk(thought, self.model))
+        self.details.extend(_encrypted(delta.get("reasoning_details")) or ())
+        for n, call in enumerate(delta.get("tool_calls") or ()):
+            function = call.get("function") or {}
+            self.calls.add(
+                call.get("index", n),
+                id=call.get("id"),
+                name=function.get("name"),
+                piece=function.get("arguments"),
+            )
 
     def end(self) -> list[StreamChunk]:
         # Some compatible servers end without [DONE]: a seen finish reason is enough.
