@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
-from pydantic import PydanticSchemaGenerationError, TypeAdapter, ValidationError
+from pydantic import PydanticUserError, TypeAdapter, ValidationError
 
 from .errors import StructuredOutputError
 
@@ -71,13 +71,19 @@ def as_output_schema(schema: Any) -> OutputSchema | None:
         except jsonschema.SchemaError as exc:
             raise ValueError(f"schema= is not a valid JSON schema: {exc.message}") from exc
         return OutputSchema(_name(body.get("title") or "response"), body)
+    if isinstance(schema, str):
+        raise ValueError(
+            f"schema={schema!r} is a string; pass the pydantic model class itself (or a "
+            "JSON schema dict)"
+        )
     try:
         adapter: TypeAdapter[Any] = TypeAdapter(schema)
         body = adapter.json_schema()
-    except (PydanticSchemaGenerationError, TypeError) as exc:
+    except (PydanticUserError, TypeError) as exc:  # schema generation errors included
+        first = str(exc).split("\n", 1)[0]
         raise ValueError(
             f"schema= must be a pydantic model (or a type pydantic understands) or a JSON "
-            f"schema dict; {schema!r} is neither ({exc})"
+            f"schema dict; {schema!r} is neither ({first})"
         ) from exc
     return OutputSchema(
         _name(getattr(schema, "__name__", None) or body.get("title")), body, adapter

@@ -19,7 +19,7 @@ from typing import Any
 
 import docstring_parser
 import jsonschema  # type: ignore[import-untyped]
-from pydantic import PydanticSchemaGenerationError, TypeAdapter, validate_call
+from pydantic import PydanticUserError, TypeAdapter, validate_call
 
 from .types import ToolCall
 
@@ -60,9 +60,10 @@ class Tool:
             raise ValueError("a lambda has no name; wrap it in Tool(name=..., function=...)")
         try:
             schema = TypeAdapter(fn).json_schema()  # type: ignore[arg-type]
-        except (PydanticSchemaGenerationError, TypeError) as exc:
+        except (PydanticUserError, TypeError) as exc:  # schema generation errors included
+            first = str(exc).split("\n", 1)[0]
             raise ValueError(
-                f"cannot describe the parameters of {tool_name}() as JSON ({exc}). Give each "
+                f"cannot describe the parameters of {tool_name}() as JSON ({first}). Give each "
                 "parameter a JSON-friendly type hint (str, int, float, bool, list, dict, a "
                 "pydantic model...), or pass Tool(name, description, parameters, function)."
             ) from exc
@@ -95,6 +96,10 @@ def as_tools(tools: Iterable[Any] | None) -> list[Tool]:
         return []
     if isinstance(tools, Tool) or callable(tools):
         tools = [tools]
+    if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Iterable):
+        raise ValueError(
+            f"tools= takes a list of functions or Tool objects, got {type(tools).__name__}"
+        )
     out: list[Tool] = []
     for item in tools:
         out.append(item if isinstance(item, Tool) else Tool.from_function(item))

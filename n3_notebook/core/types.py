@@ -208,9 +208,11 @@ class LLMResponse:
     def __repr__(self) -> str:
         text = self.content if len(self.content) <= 60 else self.content[:57] + "..."
         where = f"{self.provider}:{self.model}" if self.provider else self.model
+        calls = f", tool_calls={[c.name for c in self.tool_calls]}" if self.tool_calls else ""
         return (
             f"LLMResponse({where}, finish_reason={self.finish_reason!r}, "
-            f"tokens={self.usage.input_tokens}+{self.usage.output_tokens}, content={text!r})"
+            f"tokens={self.usage.input_tokens}+{self.usage.output_tokens}, content={text!r}"
+            f"{calls})"
         )
 
     def _repr_markdown_(self) -> str:
