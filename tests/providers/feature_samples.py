@@ -254,6 +254,28 @@ def cohere_tool_stream() -> list[bytes]:
 
     return [
         _co({"type": "message-start", "id": "x", "delta": {"message": {"role": "assistant"}}}),
+        _co(
+            {
+                "type": "content-start",
+                "index": 0,
+                "delta": {"message": {"content": {"type": "thinking", "thinking": ""}}},
+            }
+        ),
+        _co(
+            {
+                "type": "content-delta",
+                "index": 0,
+                "delta": {"message": {"content": {"thinking": "Call the "}}},
+            }
+        ),
+        _co(
+            {
+                "type": "content-delta",
+                "index": 0,
+                "delta": {"message": {"content": {"thinking": "weather tool."}}},
+            }
+        ),
+        _co({"type": "content-end", "index": 0}),
         _co({"type": "tool-plan-delta", "delta": {"message": {"tool_plan": "I will "}}}),
         _co({"type": "tool-plan-delta", "delta": {"message": {"tool_plan": "look it up."}}}),
         call_start(0, "get_weather_1", "get_weather", ""),
@@ -337,6 +359,7 @@ THINKING = {
     "anthropic": "Need the weather.",
     "gemini": "Let me check.",
     "ollama": "Weather needed.",
+    "cohere": "Call the weather tool.",
 }
 
 
