@@ -15,7 +15,7 @@ CALLS = [
 ]
 
 
-def _oa(delta: dict[str, Any], finish: str | None = None) -> bytes:
+def oa_chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
     return sse({"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
 
 
@@ -33,14 +33,14 @@ def openai_tool_stream() -> list[bytes]:
         return out
 
     return [
-        _oa({"role": "assistant", "content": None}),
-        _oa({"tool_calls": [tc(0, id="call_a", name="get_weather")]}),
-        _oa({"tool_calls": [tc(0, arguments='{"ci')]}),
-        _oa({"tool_calls": [tc(1, id="0", name="get_time", arguments="")]}),
-        _oa({"tool_calls": [tc(0, name="get_weather", arguments='ty": "Par')]}),
-        _oa({"tool_calls": [tc(1, id="0", arguments="{}")]}),
-        _oa({"tool_calls": [tc(0, arguments='is", "days": 3}')]}),
-        _oa({}, "tool_calls"),
+        oa_chunk({"role": "assistant", "content": None}),
+        oa_chunk({"tool_calls": [tc(0, id="call_a", name="get_weather")]}),
+        oa_chunk({"tool_calls": [tc(0, arguments='{"ci')]}),
+        oa_chunk({"tool_calls": [tc(1, id="0", name="get_time", arguments="")]}),
+        oa_chunk({"tool_calls": [tc(0, name="get_weather", arguments='ty": "Par')]}),
+        oa_chunk({"tool_calls": [tc(1, id="0", arguments="{}")]}),
+        oa_chunk({"tool_calls": [tc(0, arguments='is", "days": 3}')]}),
+        oa_chunk({}, "tool_calls"),
         sse("[DONE]"),
     ]
 
@@ -48,24 +48,24 @@ def openai_tool_stream() -> list[bytes]:
 def openai_reasoning_stream() -> list[bytes]:
     """OpenRouter: reasoning and reasoning_details carry the same text (count it once)."""
     return [
-        _oa(
+        oa_chunk(
             {
                 "role": "assistant",
                 "reasoning": "Think",
                 "reasoning_details": [{"type": "reasoning.text", "text": "Think"}],
             }
         ),
-        _oa(
+        oa_chunk(
             {"reasoning": "ing…", "reasoning_details": [{"type": "reasoning.text", "text": "ing…"}]}
         ),
-        _oa({"reasoning_details": [{"type": "reasoning.encrypted", "data": "opaque=="}]}),
-        _oa({"content": "Answer"}),
-        _oa({}, "stop"),
+        oa_chunk({"reasoning_details": [{"type": "reasoning.encrypted", "data": "opaque=="}]}),
+        oa_chunk({"content": "Answer"}),
+        oa_chunk({}, "stop"),
         sse("[DONE]"),
     ]
 
 
-def _an(obj: dict[str, Any]) -> bytes:
+def an_event(obj: dict[str, Any]) -> bytes:
     return sse(obj, obj["type"])
 
 
@@ -83,37 +83,37 @@ def anthropic_tool_stream() -> list[bytes]:
         "usage": {"input_tokens": 10, "output_tokens": 1},
     }
     return [
-        _an({"type": "message_start", "message": msg}),
-        _an(
+        an_event({"type": "message_start", "message": msg}),
+        an_event(
             {
                 "type": "content_block_start",
                 "index": 0,
                 "content_block": {"type": "thinking", "thinking": ""},
             }
         ),
-        _an(
+        an_event(
             {
                 "type": "content_block_delta",
                 "index": 0,
                 "delta": {"type": "thinking_delta", "thinking": "Need the "},
             }
         ),
-        _an(
+        an_event(
             {
                 "type": "content_block_delta",
                 "index": 0,
                 "delta": {"type": "thinking_delta", "thinking": "weather."},
             }
         ),
-        _an(
+        an_event(
             {
                 "type": "content_block_delta",
                 "index": 0,
                 "delta": {"type": "signature_delta", "signature": "SIG=="},
             }
         ),
-        _an({"type": "content_block_stop", "index": 0}),
-        _an(
+        an_event({"type": "content_block_stop", "index": 0}),
+        an_event(
             {
                 "type": "content_block_start",
                 "index": 1,
@@ -125,15 +125,15 @@ def anthropic_tool_stream() -> list[bytes]:
                 },
             }
         ),
-        _an(
+        an_event(
             {
                 "type": "content_block_delta",
                 "index": 1,
                 "delta": {"type": "input_json_delta", "partial_json": '{"query": "x"}'},
             }
         ),
-        _an({"type": "content_block_stop", "index": 1}),
-        _an(
+        an_event({"type": "content_block_stop", "index": 1}),
+        an_event(
             {
                 "type": "content_block_start",
                 "index": 2,
@@ -146,29 +146,29 @@ def anthropic_tool_stream() -> list[bytes]:
             }
         ),
         sse({"type": "ping"}, "ping"),
-        _an(
+        an_event(
             {
                 "type": "content_block_delta",
                 "index": 2,
                 "delta": {"type": "input_json_delta", "partial_json": ""},
             }
         ),
-        _an(
+        an_event(
             {
                 "type": "content_block_delta",
                 "index": 2,
                 "delta": {"type": "input_json_delta", "partial_json": '{"city": "Pa'},
             }
         ),
-        _an(
+        an_event(
             {
                 "type": "content_block_delta",
                 "index": 2,
                 "delta": {"type": "input_json_delta", "partial_json": 'ris", "days": 3}'},
             }
         ),
-        _an({"type": "content_block_stop", "index": 2}),
-        _an(
+        an_event({"type": "content_block_stop", "index": 2}),
+        an_event(
             {
                 "type": "content_block_start",
                 "index": 3,
@@ -180,22 +180,22 @@ def anthropic_tool_stream() -> list[bytes]:
                 },
             }
         ),
-        _an(
+        an_event(
             {
                 "type": "content_block_delta",
                 "index": 3,
                 "delta": {"type": "input_json_delta", "partial_json": ""},
             }
         ),
-        _an({"type": "content_block_stop", "index": 3}),
-        _an(
+        an_event({"type": "content_block_stop", "index": 3}),
+        an_event(
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": "tool_use", "stop_sequence": None},
                 "usage": {"output_tokens": 40},
             }
         ),
-        _an({"type": "message_stop"}),
+        an_event({"type": "message_stop"}),
     ]
 
 

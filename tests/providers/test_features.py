@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from n3_notebook import (
     Image,
+    ImageError,
     Message,
     StreamChunk,
     StreamProtocolError,
@@ -19,9 +20,19 @@ from n3_notebook import (
     ToolCall,
 )
 from n3_notebook.core.collect import ResponseBuilder
+from n3_notebook.core.schema import as_output_schema
 
 from .conftest import Recorder, json_response, make_provider, streaming
-from .feature_samples import CALLS, THINKING, TOOL_STREAMS, openai_reasoning_stream
+from .feature_samples import (
+    CALLS,
+    THINKING,
+    TOOL_STREAMS,
+    an_event,
+    oa_chunk,
+    ollama_tool_stream,
+    openai_reasoning_stream,
+)
+from .wire_samples import sse
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 PROVIDERS = sorted(TOOL_STREAMS)
@@ -160,11 +171,11 @@ async def test_openrouter_reasoning_counted_once_encrypted_in_metadata(split):
 
 
 async def test_bad_tool_arguments_are_a_protocol_error():
-    from .feature_samples import _oa, sse
-
     parts = [
-        _oa({"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": "{"}}]}),
-        _oa({}, "tool_calls"),
+        oa_chunk(
+            {"tool_calls": [{"index": 0, "id": "a", "function": {"name": "f", "arguments": "{"}}]}
+        ),
+        oa_chunk({}, "tool_calls"),
         sse("[DONE]"),
     ]
     p = make_provider("openai", "x", Recorder([streaming(parts, "text/event-stream")]))
@@ -399,8 +410,6 @@ async def test_run_tools_needs_functions_and_stops_after_max_steps():
 
 async def test_stream_run_tools_anthropic():
     make, model, _ = TOOL_STREAMS["anthropic"]
-    from .feature_samples import _an
-
     msg = {
         "id": "m",
         "type": "message",
@@ -411,29 +420,29 @@ async def test_stream_run_tools_anthropic():
         "usage": {"input_tokens": 10, "output_tokens": 1},
     }
     answer = [
-        _an({"type": "message_start", "message": msg}),
-        _an(
+        an_event({"type": "message_start", "message": msg}),
+        an_event(
             {
                 "type": "content_block_start",
                 "index": 0,
                 "content_block": {"type": "text", "text": ""},
             }
         ),
-        _an(
+        an_event(
             {
                 "type": "content_block_delta",
                 "index": 0,
                 "delta": {"type": "text_delta", "text": "Sunny."},
             }
         ),
-        _an(
+        an_event(
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": "end_turn"},
                 "usage": {"output_tokens": 2},
             }
         ),
-        _an({"type": "message_stop"}),
+        an_event({"type": "message_stop"}),
     ]
     rec = Recorder([streaming(make(), "text/event-stream"), streaming(answer, "text/event-stream")])
     p = make_provider("anthropic", model, rec)
@@ -463,8 +472,6 @@ async def test_stream_run_tools_anthropic():
 
 # ------------------------------------------------------------------ images
 def test_image_constructors_and_limits(tmp_path):
-    from n3_notebook import ImageError
-
     path = tmp_path / "x.png"
     path.write_bytes(PNG)
     assert Image.from_path(path).media_type == "image/png"
@@ -514,8 +521,6 @@ def test_message_validation():
 
 
 async def test_ollama_generate_api_features():
-    from .feature_samples import ollama_tool_stream
-
     rec = Recorder([streaming(ollama_tool_stream(), "application/x-ndjson")])
     p = make_provider("ollama", "gpt-oss", rec, api="generate")
     await collect(
@@ -532,8 +537,6 @@ async def test_ollama_generate_api_features():
 
 
 def test_schema_parse_variants():
-    from n3_notebook.core.schema import as_output_schema
-
     people = as_output_schema(list[Person])
     assert people.parse('```json\n[{"name": "A", "age": 1}]\n```') == [Person(name="A", age=1)]
     with pytest.raises(StructuredOutputError, match="not valid JSON") as info:
