@@ -95,6 +95,13 @@ async def test_anthropic_sdk(emu):
             thinking=thinking,
         ) as stream:
             final = await stream.get_final_message()
+        structured = await client.messages.create(
+            model="claude-3-5-haiku-latest",
+            messages=[{"role": "user", "content": "Describe Ada Lovelace"}],
+            max_tokens=512,
+            output_config={"format": {"type": "json_schema", "schema": Person.model_json_schema()}},
+        )
+    assert Person.model_validate_json(structured.content[0].text).name == "Ada Lovelace"
     assert final.stop_reason == whole.stop_reason == "tool_use"
     assert [b.type for b in final.content] == [b.type for b in whole.content]
     assert [b.type for b in final.content] == ["thinking", "tool_use"]
@@ -182,6 +189,12 @@ async def test_cohere_sdk(emu):
     assert finish == whole.finish_reason == "TOOL_CALL"
     assert plan == whole.message.tool_plan
     assert calls[0] == {"id": want.id, "name": "get_weather", "args": want.function.arguments}
+    structured = await client.chat(
+        model="command-r-plus",
+        messages=[{"role": "user", "content": "Describe Ada Lovelace"}],
+        response_format={"type": "json_object", "json_schema": Person.model_json_schema()},
+    )
+    Person.model_validate_json(structured.message.content[0].text)
     last, _ = await ours(emu, "cohere", "command-r-plus", tools=[get_weather])
     assert [(c.id, c.arguments) for c in last.tool_calls] == [
         (want.id, json.loads(want.function.arguments))
