@@ -124,3 +124,16 @@ def closed(schema: Any) -> Any:
     if out.get("type") == "object" and "additionalProperties" not in out:
         out["additionalProperties"] = False
     return out
+
+
+def strict_ready(schema: Any) -> bool:
+    """Whether OpenAI's strict mode takes this schema as it is: every object lists all its
+    properties as required (a field with a default would make strict mode refuse it)."""
+    if isinstance(schema, list):
+        return all(strict_ready(s) for s in schema)
+    if not isinstance(schema, dict):
+        return True
+    props = schema.get("properties")
+    if isinstance(props, dict) and set(schema.get("required") or ()) != set(props):
+        return False
+    return all(strict_ready(v) for v in schema.values())

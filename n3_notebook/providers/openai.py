@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from ..core.base import BaseProvider, parse_json_line
 from ..core.features import Features, effort_of, take_features
 from ..core.http import RequestSpec
+from ..core.schema import closed, strict_ready
 from ..core.types import Message, StreamChunk, Usage
 from ..wire import SSEDecoder, SSEEvent
 from ._common import (
@@ -145,10 +146,10 @@ def add_features(body: dict[str, Any], features: Features) -> None:
         body["tools"] = function_tools(features)
     put_if(body, "tool_choice", features.tool_choice)
     if features.schema is not None:
-        body["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": features.schema.name, "schema": features.schema.schema},
-        }
+        spec: dict[str, Any] = {"name": features.schema.name, "schema": features.schema.schema}
+        if strict_ready(features.schema.schema):  # then the answer is sure to match
+            spec.update(schema=closed(features.schema.schema), strict=True)
+        body["response_format"] = {"type": "json_schema", "json_schema": spec}
     if features.reasoning is not None:
         body["reasoning_effort"] = effort_of(features.reasoning)
 

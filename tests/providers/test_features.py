@@ -221,7 +221,9 @@ async def test_request_shapes(provider):
             "content": "sunny",
         }
         assert body["tools"][0]["function"]["parameters"] == spec
-        assert body["response_format"]["json_schema"]["schema"] == schema
+        strict = body["response_format"]["json_schema"]
+        assert strict["strict"] is True and strict["schema"]["additionalProperties"] is False
+        assert strict["schema"]["properties"] == schema["properties"]
         assert body["reasoning_effort"] == "high"
     elif provider == "anthropic":
         assert body["messages"][0]["content"][1] == {
@@ -534,6 +536,16 @@ async def test_ollama_generate_api_features():
     assert body["think"] == "low"  # gpt-oss takes effort levels
     with pytest.raises(ValueError, match='api="chat"'):
         await collect(p.stream_generate("x", tools=[get_weather]))
+
+
+def test_openai_strict_only_when_every_field_is_required():
+    class Loose(BaseModel):
+        name: str
+        age: int = 0
+
+    p = make_provider("openai", "gpt-4o-mini", Recorder([_stream_ok("openai")]))
+    body = p.build_request([Message("user", "x")], None, False, {"schema": Loose}).json
+    assert "strict" not in body["response_format"]["json_schema"]
 
 
 def test_schema_parse_variants():
