@@ -151,10 +151,12 @@ def gemini_contents(turns: list[Message]) -> list[dict[str, Any]]:
     functionCall parts (with their thoughtSignature), results as functionResponse parts
     of one user turn."""
     out: list[dict[str, Any]] = []
+    names = {c.id: c.name for m in turns for c in m.tool_calls}  # a result may omit its name
     for m in turns:
         if m.role == "tool":
             key = "error" if m.is_error else "result"
-            response: dict[str, Any] = {"name": m.name or "", "response": {key: m.text}}
+            name = m.name or names.get(m.tool_call_id or "", "")
+            response: dict[str, Any] = {"name": name, "response": {key: m.text}}
             if m.tool_call_id and not m.tool_call_id.startswith("call_"):
                 response["id"] = m.tool_call_id
             part = {"functionResponse": response}

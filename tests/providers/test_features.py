@@ -132,7 +132,7 @@ async def test_gemini_thought_signature_goes_back_with_the_call():
     history = [
         Message("user", "x"),
         Message("assistant", "", (call,)),
-        Message("tool", "sunny", tool_call_id=call.id, name=call.name),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny"},  # name found by id
     ]
     await collect(p.stream_chat(history))
     contents = rec.bodies[-1]["contents"]
