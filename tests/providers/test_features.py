@@ -3,10 +3,13 @@ request shapes from the docs, streamed calls with their quirks, hostile byte spl
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
 from n3_notebook import (
@@ -570,3 +573,23 @@ def test_reasoning_values_checked():
         ]
         == "high"
     )
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_byte_split_gives_the_same_calls_and_thinking(provider, data):
+    make, model, _ = TOOL_STREAMS[provider]
+    body = b"".join(make())
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(body)), max_size=40)))
+    parts = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+
+    async def run() -> list[StreamChunk]:
+        rec = Recorder([streaming([p for p in parts if p], "text/event-stream")])
+        p = make_provider(provider, model, rec)
+        return await collect(p.stream_generate("x", tools=[get_weather, get_time]))
+
+    chunks = asyncio.run(run())
+    assert [(c.name, c.arguments) for c in chunks[-1].tool_calls] == CALLS
+    thinking = "" if provider == "openai" else THINKING[provider]
+    assert "".join(c.reasoning or "" for c in chunks) == thinking
