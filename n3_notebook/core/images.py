@@ -170,6 +170,27 @@ class Image:
         savefig(buf, **kwargs)
         return cls.from_bytes(buf.getvalue(), "image/png")
 
+    @classmethod
+    def of(cls, value: Any) -> Image:
+        """Whatever a notebook has at hand as an Image: an Image, bytes, a path or URL, a
+        matplotlib Figure or Axes, or a Pillow image."""
+        if isinstance(value, Image):
+            return value
+        if isinstance(value, bytes | bytearray | memoryview):
+            return cls.from_bytes(bytes(value))
+        if isinstance(value, str) and value.startswith(("http://", "https://", "data:")):
+            return cls.from_url(value)
+        if isinstance(value, str | Path):
+            return cls.from_path(value)
+        if hasattr(value, "savefig") or hasattr(value, "get_figure"):
+            return cls.from_figure(value)
+        if hasattr(value, "save"):
+            return cls.from_pil(value)
+        raise ImageError(
+            f"cannot make an image of a {type(value).__name__}; give a path, bytes, a URL, a "
+            "matplotlib Figure, a PIL image or an n3_notebook.Image."
+        )
+
     @property
     def base64(self) -> str:
         """The bytes, base64-encoded (an error for a URL image)."""

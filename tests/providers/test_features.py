@@ -505,6 +505,10 @@ def test_image_constructors_and_limits(tmp_path):
 
     assert Image.from_figure(Fig()).data == PNG
     assert Image.from_pil(Pil()).data == PNG
+    for value in (Fig(), Pil(), PNG, str(path), path, data_url, Image.from_bytes(PNG)):
+        assert Image.of(value).data == PNG
+    with pytest.raises(ImageError, match="cannot make an image of a int"):
+        Image.of(5)
     assert "bytes" in repr(Image.from_bytes(PNG)) and "\\x" not in repr(Image.from_bytes(PNG))
 
 
