@@ -12,7 +12,8 @@ from typing import Any
 
 from ..core.base import BaseProvider
 from ..core.compare import ComparisonResult, summarize
-from ..core.types import LLMResponse, Message
+from ..core.types import LLMResponse
+from .cell_features import cell_message, feature_params
 from .display import markdown_bundle
 from .errors import CellError, describe
 from .interrupt import interrupted
@@ -56,8 +57,9 @@ async def run_compare(session: NotebookSession, opts: CellOptions, prompt: str) 
         grid = comparison_grid([p.view for p in panes if isinstance(p.view, WidgetView)])
         session.display(grid)
 
-    messages = [Message("user", prompt)]
-    params, cfg = opts.request_params(), session.stream_config(opts.timeout)
+    messages = [cell_message(session, opts, prompt)]
+    params = {**opts.request_params(), **feature_params(session, opts)}
+    cfg = session.stream_config(opts.timeout)
 
     async def one(pane: _Pane) -> None:
         runs: list[LLMResponse] = result.runs.setdefault(pane.model_spec, [])

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..core.errors import ConfigurationError, LLMError
 from ..core.template import TemplateError, fill
-from ..core.types import Message
+from .cell_features import cell_message, feature_params
 from .compare_cell import run_compare
 from .display import answer_bundle
 from .errors import CellError
@@ -48,7 +48,8 @@ async def run_llm_cell(session: NotebookSession, line: str, cell: str) -> Any:
     model_spec, hint = await session.model_spec(opts.models)
     provider = session.provider_for(model_spec)
     messages = session.history_messages() if opts.chat else []
-    messages.append(Message("user", prompt))
+    messages.append(cell_message(session, opts, prompt))
+    params = {**opts.request_params(), **feature_params(session, opts)}
     session.hint_once(hint)
     view = make_view(
         session.widgets and not opts.no_widget,
@@ -62,7 +63,7 @@ async def run_llm_cell(session: NotebookSession, line: str, cell: str) -> Any:
         messages,
         view,
         system=opts.system,
-        params=opts.request_params(),
+        params=params,
         stream_config=session.stream_config(opts.timeout),
     )
 
@@ -91,7 +92,7 @@ def _settle(session: NotebookSession, run: StreamRun, opts: CellOptions, prompt:
     response = run.response
     if response is None:
         return
-    session.keep(response, opts.output)
+    session.keep(response.parsed if opts.schema else response, opts.output)
     if run.state == "done":
         session.remember(prompt, response.content)
         if run.view.show_final():

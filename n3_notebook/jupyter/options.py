@@ -32,7 +32,8 @@ MAX_REPEAT = 100
 USAGE = (
     "%%llm [MODEL ...] [-s SYSTEM] [-t TEMP] [-n MAX_TOKENS] [-p key=value ...] "
     "[-f markdown|text|code|json|html] [-o VAR] [--background] [--no-widget] "
-    "[--timeout S] [--chat] [--repeat N]"
+    "[--timeout S] [--chat] [--repeat N] [--image IMG ...] [--schema NAME] [--tools f,g] "
+    "[--run-tools] [--reasoning EFFORT]"
 )
 CHAIN_USAGE = "%%chain [NAME] [-o VAR] [-m MODEL] [--define] [--background] [--no-widget]"
 CHAIN_RUN_USAGE = "%chain run NAME [key=value ...] [-o VAR] [--background] [--no-widget]"
@@ -111,6 +112,11 @@ class CellOptions:
     timeout: float | None = None
     chat: bool = False
     repeat: int = 1
+    images: list[str] = field(default_factory=list)
+    schema: str | None = None
+    tools: list[str] = field(default_factory=list)
+    run_tools: bool = False
+    reasoning: str | None = None
 
     def request_params(self) -> dict[str, Any]:
         """What goes to the provider besides the messages: -p values, -t and -n."""
@@ -136,7 +142,17 @@ def llm_parser() -> LineParser:
     p.add_argument("--timeout", type=float)
     p.add_argument("--chat", action="store_true")
     p.add_argument("--repeat", type=int, default=1)
+    p.add_argument("--image", dest="images", action="append", default=[])
+    p.add_argument("--schema")
+    p.add_argument("--tools", type=_names, default=[])
+    p.add_argument("--run-tools", dest="run_tools", action="store_true")
+    p.add_argument("--reasoning")
     return p
+
+
+def _names(value: str) -> list[str]:
+    """`f,g` -> ["f", "g"]."""
+    return [n.strip() for n in value.split(",") if n.strip()]
 
 
 def parse_line(line: str) -> CellOptions:
@@ -153,6 +169,11 @@ def parse_line(line: str) -> CellOptions:
         p.fail(f"--timeout must be positive, got {opts.timeout}")
     if not 1 <= opts.repeat <= MAX_REPEAT:
         p.fail(f"--repeat must be between 1 and {MAX_REPEAT}, got {opts.repeat}")
+    if opts.run_tools and not opts.tools:
+        p.fail("--run-tools needs --tools f,g (the notebook functions the model may call)")
+    for name in (opts.schema, *opts.tools):
+        if name is not None and not name.isidentifier():
+            p.fail(f"--schema and --tools take variable names, got {name!r}")
     return opts
 
 

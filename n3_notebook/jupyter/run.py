@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from ..core.base import BaseProvider
 from ..core.collect import ResponseBuilder
 from ..core.errors import LLMError
 from ..core.metrics import logger
-from ..core.types import LLMResponse, Message, StreamConfig
+from ..core.schema import as_output_schema
+from ..core.types import LLMResponse, Message, StreamChunk, StreamConfig
 from .errors import describe
 from .stats import Stats
 from .views import View
@@ -29,6 +31,18 @@ def note(provider: BaseProvider) -> str | None:
     if getattr(provider, "offline", False):
         return "offline emulator"
     return None
+
+
+def tool_lines(chunk: StreamChunk) -> list[str]:
+    """What a chunk says about tools: the calls it asks for, the results of a round."""
+    lines = [
+        f"→ {call.name}({json.dumps(call.arguments, ensure_ascii=False)})"
+        for call in chunk.tool_calls or ()
+    ]
+    for result in (chunk.metadata or {}).get("tool_results") or ():
+        mark = "✗" if result.get("is_error") else "←"
+        lines.append(f"{mark} {result.get('name')}: {result.get('content')}")
+    return lines
 
 
 class StreamRun:
@@ -57,6 +71,7 @@ class StreamRun:
         self.label = title or label(provider)
         self.builder = ResponseBuilder(provider.name, provider.model)
         self.response: LLMResponse | None = None
+        self.parsed: Any = None
         self.error: LLMError | None = None
         self.state = "waiting"
 
@@ -86,9 +101,17 @@ class StreamRun:
                     if chunk.content:
                         view.update_stats(self.stats())
                         view.append(chunk.content)
+                    elif chunk.reasoning:
+                        view.append_reasoning(chunk.reasoning)
+                    else:
+                        for line in tool_lines(chunk):
+                            view.tool_event(line)
             finally:
                 await stream.aclose()  # type: ignore[attr-defined]  # core annotates less
             self.state = "done"
+            schema = as_output_schema(self.params.get("schema"))
+            if schema is not None and not (builder.final and builder.final.tool_calls):
+                self.parsed = schema.parse(builder.text, self.provider.name)
         except asyncio.CancelledError:
             self.state, finish = "cancelled", "cancelled"
             raise
@@ -108,6 +131,7 @@ class StreamRun:
             error_text = describe(self.error)
         finally:
             self.response = builder.build(finish)
+            self.response.parsed = self.parsed
             stats = self.stats()
             if finish:
                 stats.finish = finish

@@ -28,6 +28,14 @@ class View(Protocol):
 
     def append(self, piece: str) -> None: ...
 
+    def append_reasoning(self, piece: str) -> None:
+        """A piece of the model's thinking (shown apart from the answer)."""
+        ...
+
+    def tool_event(self, line: str) -> None:
+        """One line about a tool call or its result, shown as it happens."""
+        ...
+
     def update_stats(self, stats: Stats) -> None: ...
 
     def finish(self, state: str, stats: Stats, error: str | None = None) -> None: ...
@@ -73,6 +81,12 @@ class TextView:
     def append(self, piece: str) -> None:
         self._coalescer.add(piece)
 
+    def append_reasoning(self, piece: str) -> None:
+        pass  # plain text shows the answer only; the result keeps the thinking
+
+    def tool_event(self, line: str) -> None:
+        self._coalescer.add(f"{line}\n")
+
     def update_stats(self, stats: Stats) -> None:
         pass
 
@@ -105,6 +119,9 @@ class BufferedTextView(TextView):
 
     def append(self, piece: str) -> None:
         self._parts.append(piece)
+
+    def tool_event(self, line: str) -> None:
+        self._parts.append(f"{line}\n")
 
     def finish(self, state: str, stats: Stats, error: str | None = None) -> None:
         print(self.heading(), file=self.out)

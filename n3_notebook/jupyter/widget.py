@@ -68,12 +68,20 @@ class WidgetView:
         self.button.on_click(self._clicked)
         self.frozen = w.VBox([])  # finished segments of a long answer, sent once each
         self._frozen_len = 0
+        # the model's thinking: a collapsed "Thinking" section, shown once thinking arrives
+        self.thinking_text = w.HTML()
+        self.thinking = w.Accordion(
+            children=[self.thinking_text], selected_index=None, layout=w.Layout(display="none")
+        )
+        self.thinking.set_title(0, "Thinking")
+        self.tools = w.VBox([])  # one line per tool call and per result, as they happen
         self.box = StreamBox(
-            [w.HBox([self.header, self.button]), self.frozen, self.body],
+            [w.HBox([self.header, self.button]), self.thinking, self.tools, self.frozen, self.body],
             layout=w.Layout(border="1px solid #ddd", padding="4px 8px", margin="2px 0"),
         )
         self.box.view = self
         self._coalescer = Coalescer(self._render_body, interval)
+        self._thoughts = Coalescer(self._render_thinking, interval)
         self._render_header()
         self._render_body("")
 
@@ -117,6 +125,20 @@ class WidgetView:
             f'<div style="color:#888;font-size:smaller">{html.escape(self._stats.line())}</div>'
         )
 
+    def _render_thinking(self, text: str) -> None:
+        self.thinking_text.value = f'<div style="color:#666">{_pre(text)}</div>'
+
+    def append_reasoning(self, piece: str) -> None:
+        if self.thinking.layout.display == "none":
+            self.thinking.layout.display = None
+        if self.state != "streaming":
+            self.state = "streaming"
+            self._render_header()
+        self._thoughts.add(piece)
+
+    def tool_event(self, line: str) -> None:
+        self.tools.children = (*self.tools.children, w.HTML(_pre(line)))
+
     def _clear_text(self) -> None:
         self.frozen.children = ()
         self._frozen_len = 0
@@ -141,6 +163,7 @@ class WidgetView:
 
     def finish(self, state: str, stats: Stats, error: str | None = None) -> None:
         self._stats = stats
+        self._thoughts.close()
         text = self._coalescer.close()
         self.state = state
         self.button.disabled = True
