@@ -19,12 +19,15 @@ from typing import Any, ClassVar, Protocol
 import httpx
 
 from ..wire import NDJSONDecoder, SSEDecoder
+from .catalog import ModelInfo, is_model_not_found, models_hint
+from .defaults import warn_if_deprecated
 from .errors import (
     APIConnectionError,
     APIStatusError,
     LLMError,
     LLMTimeoutError,
     MissingAPIKeyError,
+    ModelNotFoundError,
     StreamProtocolError,
     StructuredOutputError,
     error_class_for_status,
@@ -165,6 +168,8 @@ class BaseProvider:
         self._client = http_client
         self._owns_client = http_client is None
         self._semaphore: asyncio.Semaphore | None = None
+        if not self.offline:
+            warn_if_deprecated(self.name, self.model)
 
     # ----------------------------------------------------------------- adapter hooks
     def auth_headers(self) -> dict[str, str]:
@@ -205,6 +210,11 @@ class BaseProvider:
 
     def make_decoder(self) -> SSEDecoder | NDJSONDecoder:
         return SSEDecoder() if self.framing == "sse" else NDJSONDecoder()
+
+    async def list_models(self, *, refresh: bool = False) -> list[ModelInfo]:
+        """The models this key can use, every page, cached for the process's life
+        (refresh=True asks again). Adapters with a models endpoint override this."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list its models")
 
     # ------------------------------------------------------------------ lifecycle
     async def __aenter__(self) -> BaseProvider:
@@ -506,12 +516,16 @@ class BaseProvider:
             text = body.decode("utf-8", "replace").strip()
             provider_message = _snippet_text(text) if text else (response.reason_phrase or "")
         cls = self.error_class(status, payload)
+        hint: str | None = None
+        if is_model_not_found(status, provider_message, _error_code(payload)):
+            cls, hint = ModelNotFoundError, models_hint(self.name)
         err = cls(
             provider_message or f"HTTP {status}",
             provider=self.name,
             status_code=status,
             request_id=request_id,
             provider_message=provider_message,
+            hint=hint,
             retry_after=retry_after_seconds(response.headers),
         )
         err.retryable = should_retry_status(status, response.headers, self.retry)
@@ -815,6 +829,15 @@ def _fail(rec: RequestMetrics, exc: LLMError) -> None:
     rec.status_code = exc.status_code
     if exc.request_id:
         rec.request_id = exc.request_id
+
+
+def _error_code(payload: Any) -> Any:
+    """The machine-readable code of an error body (OpenAI's error.code, Anthropic's
+    error.type), if it has one."""
+    err = payload.get("error") if isinstance(payload, dict) else None
+    if isinstance(err, dict):
+        return err.get("code") or err.get("type")
+    return None
 
 
 def _snippet(body: bytes) -> str:

@@ -137,6 +137,11 @@ class NotFoundError(APIStatusError):
     """404: unknown model or route."""
 
 
+class ModelNotFoundError(NotFoundError):
+    """The provider does not know the model, or this key may not use it (a 404, or a 400
+    in the provider's own words); the hint points at the provider's model list."""
+
+
 class BadRequestError(APIStatusError):
     """400/422: the provider rejected the request."""
 

@@ -1,8 +1,9 @@
-"""Model strings to providers: `create_provider("anthropic:claude-3-5-haiku-latest")`.
+"""Model strings to providers: `create_provider("anthropic:claude-haiku-5-5")`.
 
-Built-in providers, aliases (user-extensible), provider-name inference from well-known
-model prefixes, and third-party providers from the `n3_notebook.providers` entry point
-group (name = a BaseProvider subclass)."""
+Built-in providers, aliases (user-extensible), `provider:fast|smart|reasoning` (the
+tiers of core.defaults), provider-name inference from well-known model prefixes, and
+third-party providers from the `n3_notebook.providers` entry point group (name = a
+BaseProvider subclass)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from .base import BaseProvider
+from .defaults import DEFAULTS, tier_model
 from .errors import UnknownModelError
 
 ENTRY_POINT_GROUP = "n3_notebook.providers"
@@ -27,13 +29,13 @@ _BUILTIN: dict[str, str] = {
 PROVIDER_SYNONYMS: dict[str, str] = {"google": "gemini", "claude": "anthropic", "co": "cohere"}
 
 DEFAULT_ALIASES: dict[str, str] = {
-    "gpt-mini": "openai:gpt-4o-mini",
-    "gpt": "openai:gpt-4o",
-    "haiku": "anthropic:claude-3-5-haiku-latest",
-    "sonnet": "anthropic:claude-3-5-sonnet-latest",
-    "flash": "gemini:gemini-2.0-flash",
-    "command": "cohere:command-r-plus",
-    "llama": "ollama:llama3",
+    "gpt-mini": f"openai:{DEFAULTS['openai'].fast}",
+    "gpt": f"openai:{DEFAULTS['openai'].smart}",
+    "haiku": f"anthropic:{DEFAULTS['anthropic'].fast}",
+    "sonnet": f"anthropic:{DEFAULTS['anthropic'].smart}",
+    "flash": f"gemini:{DEFAULTS['gemini'].fast}",
+    "command": f"cohere:{DEFAULTS['cohere'].model}",
+    "llama": f"ollama:{DEFAULTS['ollama'].fast}",
     "demo": "emulator:demo",
 }
 _PREFIXES: tuple[tuple[str, str], ...] = (
@@ -87,7 +89,7 @@ def get_provider_class(name: str) -> type[BaseProvider]:
             raise UnknownModelError(
                 f"Unknown provider {name!r}.",
                 hint=f"Known providers: {', '.join(provider_names())}. Write provider:model, "
-                "e.g. openai:gpt-4o-mini.",
+                "e.g. openai:fast.",
             )
         cls = eps[key].load()
     register_provider(key, cls)
@@ -106,7 +108,8 @@ def resolve_model(spec: str) -> tuple[str, str | None]:
         provider = provider.strip().lower()
         provider = PROVIDER_SYNONYMS.get(provider, provider)
         if provider in _BUILTIN or provider in _registry or provider in _entry_points():
-            return provider, model.strip() or None
+            model = model.strip()
+            return provider, (tier_model(provider, model.lower()) or model) or None
     for prefix, provider in _PREFIXES:
         if text.startswith(prefix):
             return provider, text

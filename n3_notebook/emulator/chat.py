@@ -35,7 +35,7 @@ __all__ = ["FAULT_HEADER", "ServerState", "serve_chat"]
 
 FAULT_HEADER = "x-n3-fault"
 
-_STATUS_FAULT_KIND: dict[str, ErrorKind] = {
+STATUS_FAULT_KIND: dict[str, ErrorKind] = {
     "rate_limit": "rate_limit",
     "status_500": "server_error",
     "status_503": "unavailable",
@@ -167,7 +167,7 @@ async def serve_chat(
     ):
         if fault.name == "html_error":
             return html_error_page(502)
-        kind = _STATUS_FAULT_KIND[fault.name]
+        kind = STATUS_FAULT_KIND[fault.name]
         status = 529 if fault.name == "status_529" else None
         return fmt.error(kind, ctx, status=status, key=fmt.credentials(request))
 

@@ -59,7 +59,22 @@ _PROFILES: tuple[ModelProfile, ...] = (
     ModelProfile("openai", "gpt-4o", 0.35, 60),
     ModelProfile("openai", "gpt-4.1-mini", 0.25, 85, context_window=1_047_576),
     ModelProfile("openai", "o3-mini", 0.6, 110, context_window=200_000),
+    ModelProfile("openai", "gpt-6-luna", 0.2, 110, 1_050_000, 128_000, "GPT-6 Luna"),
+    ModelProfile("openai", "gpt-6.2-sol", 0.35, 75, 1_050_000, 128_000, "GPT-6.2 Sol"),
+    ModelProfile("openai", "gpt-6.2-astra", 0.6, 55, 1_050_000, 128_000, "GPT-6.2 Astra"),
     ModelProfile("openai", DEMO_MODEL, 0.1, 60, context_window=32_000),
+    ModelProfile("anthropic", "claude-haiku-5-5", 0.3, 90, 1_000_000, 128_000, "Claude Haiku 5.5"),
+    ModelProfile(
+        "anthropic", "claude-sonnet-5-5", 0.45, 70, 1_000_000, 128_000, "Claude Sonnet 5.5"
+    ),
+    ModelProfile("anthropic", "claude-fable-5-1", 0.8, 50, 1_000_000, 128_000, "Claude Fable 5.1"),
+    ModelProfile(
+        "gemini", "gemini-3.5-flash-lite", 0.2, 150, 1_048_576, 65_536, "Gemini 3.5 Flash-Lite"
+    ),
+    ModelProfile("gemini", "gemini-3.8-flash", 0.3, 120, 1_048_576, 65_536, "Gemini 3.8 Flash"),
+    ModelProfile("gemini", "gemini-4-argon", 0.7, 70, 1_048_576, 65_536, "Gemini 4 Argon"),
+    ModelProfile("cohere", "command-r7b-12-2024", 0.2, 90, 128_000, 4_000),
+    ModelProfile("cohere", "command-a-reasoning-08-2025", 0.6, 55, 256_000, 32_000),
     ModelProfile(
         "anthropic", "claude-3-5-haiku-latest", 0.35, 70, 200_000, 8_192, "Claude Haiku 3.5"
     ),
@@ -96,6 +111,28 @@ _PROFILES: tuple[ModelProfile, ...] = (
         family="llama",
         parameter_size="3.2B",
         size_bytes=2_019_393_189,
+    ),
+    ModelProfile(
+        "ollama",
+        "qwen3",
+        0.15,
+        40,
+        40_960,
+        2_048,
+        family="qwen3",
+        parameter_size="8.2B",
+        size_bytes=5_225_388_164,
+    ),
+    ModelProfile(
+        "ollama",
+        "deepseek-r1",
+        0.2,
+        35,
+        131_072,
+        2_048,
+        family="qwen2",
+        parameter_size="7.6B",
+        size_bytes=4_683_075_271,
     ),
     ModelProfile(
         "ollama",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import partial
 
 from starlette.applications import Starlette
@@ -11,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from .chat import ServerState, serve_chat
+from .chat import STATUS_FAULT_KIND, ServerState, serve_chat
+from .faults import FaultSpecError
 from .formats import (
     AnthropicFormat,
     CohereV1Format,
@@ -21,8 +23,9 @@ from .formats import (
     OllamaGenerateFormat,
     OpenAIFormat,
 )
-from .formats.base import Context, ProviderFormat, json_response
+from .formats.base import Context, ProviderFormat, html_error_page, json_response
 from .formats.ollama import produce_pull, pull_lines, tags_response
+from .listing import PageError, cohere_entries, cohere_page, listing_fault
 from .middleware import RecordingMiddleware
 from .models import Pacing
 from .streaming import RECORD_SCOPE_KEY, PacedResponse
@@ -63,7 +66,9 @@ def _auth_error(request: Request, fmt: ProviderFormat, ctx: Context) -> Response
     return None
 
 
-# -- OpenAI / Anthropic / Gemini listing on the shared /v1/models path ------------------
+# -- OpenAI / Anthropic / Gemini / Cohere listing on the shared /v1/models path ---------
+
+_COHERE_QUERY = ("endpoint", "page_size", "page_token", "default_only")
 
 
 def _listing_provider(request: Request) -> ProviderFormat:
@@ -72,19 +77,49 @@ def _listing_provider(request: Request) -> ProviderFormat:
         return ANTHROPIC
     if "x-goog-api-key" in headers or "key" in request.query_params:
         return GEMINI
+    if any(k in request.query_params for k in _COHERE_QUERY) or "x-fern-language" in headers:
+        return COHERE_V2
     return OPENAI
+
+
+def _listing_refusal(request: Request, fmt: ProviderFormat, ctx: Context) -> Response | None:
+    """Auth, then an X-N3-Fault status fault asked of a listing (invalid_key...)."""
+    error = _auth_error(request, fmt, ctx) if fmt.needs_auth else None
+    if error is not None:
+        return error
+    _note(request, provider=fmt.name, request_id=ctx.request_id)
+    try:
+        fault = listing_fault(request)
+    except FaultSpecError as exc:
+        return fmt.error("bad_request", ctx, str(exc))
+    if fault is None or not request.app.state.n3.counters.should_fail(fmt.name, "models", fault):
+        return None
+    if fault.name == "html_error":
+        return html_error_page(502)
+    status = 529 if fault.name == "status_529" else None
+    kind = STATUS_FAULT_KIND[fault.name]
+    return fmt.error(kind, ctx, status=status, key=fmt.credentials(request))
+
+
+def _paged(fmt: ProviderFormat, ctx: Context, page: Callable[[], Response]) -> Response:
+    try:
+        return page()
+    except PageError as exc:
+        return fmt.error("bad_request", ctx, str(exc))
 
 
 async def list_models(request: Request) -> Response:
     fmt = _listing_provider(request)
     ctx = _ctx(fmt)
-    error = _auth_error(request, fmt, ctx)
+    error = _listing_refusal(request, fmt, ctx)
     if error is not None:
         return error
     if fmt is ANTHROPIC:
-        return ANTHROPIC.models_list()
+        return _paged(fmt, ctx, lambda: ANTHROPIC.models_list(request))
     if fmt is GEMINI:
-        return GEMINI.models_list()
+        return _paged(fmt, ctx, lambda: GEMINI.models_list(request))
+    if fmt is COHERE_V2:
+        return _paged(fmt, ctx, lambda: json_response(cohere_page(request, cohere_entries())))
     return OPENAI.models_list()
 
 
@@ -129,8 +164,10 @@ async def gemini_action(request: Request) -> Response:
 
 async def gemini_list(request: Request) -> Response:
     ctx = _ctx(GEMINI)
-    error = _auth_error(request, GEMINI, ctx)
-    return error if error is not None else GEMINI.models_list()
+    error = _listing_refusal(request, GEMINI, ctx)
+    if error is not None:
+        return error
+    return _paged(GEMINI, ctx, lambda: GEMINI.models_list(request))
 
 
 async def gemini_get(request: Request) -> Response:
@@ -164,7 +201,8 @@ async def ollama_generate(request: Request) -> Response:
 
 async def ollama_tags(request: Request) -> Response:
     _note(request, provider="ollama")
-    return tags_response()
+    error = _listing_refusal(request, OLLAMA_CHAT, _ctx(OLLAMA_CHAT))
+    return error if error is not None else tags_response()
 
 
 async def ollama_pull(request: Request) -> Response:

@@ -8,11 +8,14 @@ import json
 from typing import Any, ClassVar
 
 from ..core.base import BaseProvider, parse_json_line, split_system
+from ..core.catalog import ModelInfo
+from ..core.defaults import default_model_for
 from ..core.features import Features, budget_of, take_features
 from ..core.http import RequestSpec
 from ..core.schema import closed
 from ..core.types import Message, StreamChunk, Usage
 from ..wire import SSEEvent
+from . import listing
 from ._common import (
     Parsed,
     ToolCallParts,
@@ -43,8 +46,12 @@ class AnthropicProvider(BaseProvider):
     env_keys: ClassVar[tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
     env_base_urls: ClassVar[tuple[str, ...]] = ("ANTHROPIC_BASE_URL",)
     default_base_url: ClassVar[str] = "https://api.anthropic.com"
-    default_model: ClassVar[str] = "claude-3-5-haiku-latest"
+    default_model: ClassVar[str] = default_model_for("anthropic")
     request_id_headers: ClassVar[tuple[str, ...]] = ("request-id", "x-request-id")
+
+    async def list_models(self, *, refresh: bool = False) -> list[ModelInfo]:
+        """The models this key can use (every page of GET /v1/models), cached per process."""
+        return await listing.list_models(self, refresh=refresh)
 
     def auth_headers(self) -> dict[str, str]:
         headers = {"anthropic-version": API_VERSION}

@@ -7,10 +7,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ..core.base import BaseProvider, parse_json_line, split_system
+from ..core.catalog import ModelInfo
+from ..core.defaults import default_model_for
 from ..core.features import Features, budget_of, take_features
 from ..core.http import RequestSpec
 from ..core.types import Message, StreamChunk, Usage
 from ..wire import NDJSONDecoder, SSEDecoder, SSEEvent
+from . import listing
 from ._common import (
     Parsed,
     ToolCallParts,
@@ -45,7 +48,7 @@ class CohereProvider(BaseProvider):
     env_keys: ClassVar[tuple[str, ...]] = ("CO_API_KEY", "COHERE_API_KEY")
     env_base_urls: ClassVar[tuple[str, ...]] = ("CO_API_URL", "COHERE_BASE_URL")
     default_base_url: ClassVar[str] = "https://api.cohere.com"
-    default_model: ClassVar[str] = "command-r-plus"
+    default_model: ClassVar[str] = default_model_for("cohere")
     request_id_headers: ClassVar[tuple[str, ...]] = ("x-request-id", "x-trace-id")
 
     def __init__(self, model: str | None = None, *, api_version: str = "v2", **kwargs: Any):
@@ -53,6 +56,11 @@ class CohereProvider(BaseProvider):
             raise ValueError(f'api_version must be "v1" or "v2", got {api_version!r}')
         self.api_version = api_version
         super().__init__(model, **kwargs)
+
+    async def list_models(self, *, refresh: bool = False) -> list[ModelInfo]:
+        """The chat models this key can use (every page of GET /v1/models?endpoint=chat),
+        cached per process."""
+        return await listing.list_models(self, refresh=refresh)
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}

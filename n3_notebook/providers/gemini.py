@@ -8,11 +8,14 @@ from typing import Any, ClassVar
 from urllib.parse import quote
 
 from ..core.base import BaseProvider, parse_json_line, split_system
+from ..core.catalog import ModelInfo
+from ..core.defaults import default_model_for
 from ..core.errors import APIStatusError, AuthenticationError, ContentFilteredError
 from ..core.features import Features, budget_of, take_features
 from ..core.http import RequestSpec
 from ..core.types import Message, StreamChunk, Usage
 from ..wire import SSEEvent
+from . import listing
 from ._common import (
     Parsed,
     ToolCallParts,
@@ -47,8 +50,12 @@ class GeminiProvider(BaseProvider):
     env_keys: ClassVar[tuple[str, ...]] = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
     env_base_urls: ClassVar[tuple[str, ...]] = ("GEMINI_BASE_URL", "GOOGLE_GEMINI_BASE_URL")
     default_base_url: ClassVar[str] = "https://generativelanguage.googleapis.com"
-    default_model: ClassVar[str] = "gemini-2.0-flash"
+    default_model: ClassVar[str] = default_model_for("gemini")
     request_id_headers: ClassVar[tuple[str, ...]] = ("x-goog-request-id", "x-request-id")
+
+    async def list_models(self, *, refresh: bool = False) -> list[ModelInfo]:
+        """The models this key can use (every page of GET /v1beta/models), cached per process."""
+        return await listing.list_models(self, refresh=refresh)
 
     def auth_headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self._api_key} if self._api_key else {}

@@ -4,19 +4,20 @@ started is a line `{"error": "..."}` under status 200. Also /api/tags and /api/p
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import httpx
 
 from ..core.base import BaseProvider, parse_json_line
+from ..core.catalog import ModelInfo
+from ..core.defaults import default_model_for
 from ..core.errors import APIConnectionError
 from ..core.features import Features, take_features
 from ..core.http import RequestSpec
-from ..core.metrics import RequestMetrics
 from ..core.types import Message, StreamChunk, Usage
 from ..wire import NDJSONDecoder
+from . import listing
 from ._common import (
     Parsed,
     ToolCallParts,
@@ -58,7 +59,7 @@ class OllamaProvider(BaseProvider):
     env_keys: ClassVar[tuple[str, ...]] = ("OLLAMA_API_KEY",)
     env_base_urls: ClassVar[tuple[str, ...]] = ("OLLAMA_HOST",)
     default_base_url: ClassVar[str] = DEFAULT_HOST
-    default_model: ClassVar[str] = "llama3"
+    default_model: ClassVar[str] = default_model_for("ollama")
     requires_key: ClassVar[bool] = False
     framing: ClassVar[str] = "ndjson"
     unreachable_hint: ClassVar[str] = (
@@ -149,15 +150,10 @@ class OllamaProvider(BaseProvider):
     def stream_mapper(self) -> _OllamaStream:
         return _OllamaStream(self.name, self.model)
 
-    async def list_models(self) -> list[dict[str, Any]]:
-        """The models the server has (GET /api/tags), as Ollama describes them."""
-        body = await self._request_with_retries(
-            RequestSpec("GET", "/api/tags"),
-            RequestMetrics(self.name, self.model, False, time.time()),
-            None,
-        )
-        payload = parse_json_line(self.name, body)
-        return list(payload.get("models") or [])
+    async def list_models(self, *, refresh: bool = False) -> list[ModelInfo]:
+        """The models the server has (GET /api/tags); each also reads like Ollama's own
+        entry (info["name"], info["details"])."""
+        return await listing.list_models(self, refresh=refresh)
 
     async def pull_model(self, name: str) -> AsyncIterator[dict[str, Any]]:
         """Download a model (POST /api/pull), yielding Ollama's progress dicts.

@@ -8,11 +8,14 @@ import json
 from typing import Any, ClassVar
 
 from ..core.base import BaseProvider, parse_json_line
+from ..core.catalog import ModelInfo
+from ..core.defaults import default_model_for
 from ..core.features import Features, effort_of, take_features
 from ..core.http import RequestSpec
 from ..core.schema import closed, strict_ready
 from ..core.types import Message, StreamChunk, Usage
 from ..wire import SSEDecoder, SSEEvent
+from . import listing
 from ._common import (
     Parsed,
     ToolCallParts,
@@ -42,8 +45,12 @@ class OpenAIProvider(BaseProvider):
     env_keys: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY",)
     env_base_urls: ClassVar[tuple[str, ...]] = ("OPENAI_BASE_URL",)
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"
-    default_model: ClassVar[str] = "gpt-4o-mini"
+    default_model: ClassVar[str] = default_model_for("openai")
     request_id_headers: ClassVar[tuple[str, ...]] = ("x-request-id",)
+
+    async def list_models(self, *, refresh: bool = False) -> list[ModelInfo]:
+        """The models this key can use (every page of GET /models), cached per process."""
+        return await listing.list_models(self, refresh=refresh)
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}

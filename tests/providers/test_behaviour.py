@@ -274,7 +274,9 @@ def test_key_from_env_and_never_in_repr(monkeypatch):
 
 def test_registry_resolution_and_errors():
     assert registry.resolve_model("openai:gpt-4o-mini") == ("openai", "gpt-4o-mini")
-    assert registry.resolve_model("haiku") == ("anthropic", "claude-3-5-haiku-latest")
+    assert registry.resolve_model("haiku") == ("anthropic", "claude-haiku-5-5")
+    assert registry.resolve_model("gemini:fast") == ("gemini", "gemini-3.5-flash-lite")
+    assert registry.resolve_model("openai:reasoning") == ("openai", "gpt-6.2-astra")
     assert registry.resolve_model("claude-3-5-sonnet-latest")[0] == "anthropic"
     assert registry.resolve_model("google:gemini-2.0-flash") == ("gemini", "gemini-2.0-flash")
     assert registry.resolve_model("ollama:llama3:8b") == ("ollama", "llama3:8b")

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..listing import anthropic_page
 from ..models import EMULATOR_MODELS, lookup_model
 from ..streaming import StreamPlan
 from ..text import Answer
@@ -389,8 +390,7 @@ class AnthropicFormat(ProviderFormat):
             return self.error("not_found", ctx)
         return json_response(self._model_entry(name))
 
-    def models_list(self) -> Response:
-        data = [self._model_entry(name) for name in EMULATOR_MODELS["anthropic"]]
-        return json_response(
-            {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
-        )
+    def models_list(self, request: Request) -> Response:
+        """One page of GET /v1/models (limit, after_id / before_id -> has_more)."""
+        names = EMULATOR_MODELS["anthropic"]
+        return json_response(anthropic_page(request, names, self._model_entry))

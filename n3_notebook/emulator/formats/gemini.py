@@ -15,6 +15,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ..listing import gemini_page
 from ..models import EMULATOR_MODELS, lookup_model
 from ..streaming import StreamPlan
 from ..text import Answer
@@ -401,8 +402,9 @@ class GeminiFormat(ProviderFormat):
             "maxTemperature": 2,
         }
 
-    def models_list(self) -> Response:
-        body = {"models": [self._model_entry(n) for n in EMULATOR_MODELS["gemini"]]}
+    def models_list(self, request: Request) -> Response:
+        """One page of GET /v1beta/models (pageSize, pageToken -> nextPageToken)."""
+        body = gemini_page(request, EMULATOR_MODELS["gemini"], self._model_entry)
         return Response(_google_json(body), 200, None, "application/json; charset=UTF-8")
 
     def model_info(self, name: str, ctx: Context) -> Response:
