@@ -1,14 +1,18 @@
-"""`python -m n3_notebook serve FILE ...`: serve chains over HTTP (needs the `serve` extra)."""
+"""`python -m n3_notebook serve FILE ...`: serve chains over HTTP (needs the `serve` extra);
+`python -m n3_notebook doctor`: check each provider from this machine."""
 
 from __future__ import annotations
 
 import sys
 
 USAGE = """usage: python -m n3_notebook serve FILE [--host H] [--port P] [--workers N] ...
+       python -m n3_notebook doctor [PROVIDER ...] [--timeout S] [--json] [--save FILE]
 
 commands:
   serve   serve the chains of a chain file or notebook as HTTP endpoints
-          (python -m n3_notebook serve --help for the options)"""
+          (python -m n3_notebook serve --help for the options)
+  doctor  check each provider from this machine: key, proxy, DNS, TCP, TLS, models call,
+          default model, clock (exit status 1 when a provider with a key fails)"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         return serve(rest)
+    if command == "doctor":
+        from .doctor.cli import main as doctor
+
+        return doctor(rest)
     print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 
