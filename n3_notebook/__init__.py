@@ -32,6 +32,7 @@ _EXPORTS: dict[str, str] = {
     "ComparisonResult": "core.compare",
     "ConfigurationError": "core.errors",
     "ContentFilteredError": "core.errors",
+    "DoctorReport": "doctor.report",
     "EmulatorProvider": "providers.emulator",
     "GeminiProvider": "providers.gemini",
     "Image": "core.images",
@@ -41,6 +42,9 @@ _EXPORTS: dict[str, str] = {
     "LLMTimeoutError": "core.errors",
     "Message": "core.types",
     "MissingAPIKeyError": "core.errors",
+    "ModelDeprecationWarning": "core.defaults",
+    "ModelInfo": "core.catalog",
+    "ModelNotFoundError": "core.errors",
     "NDJSONDecoder": "wire.ndjson",
     "NotFoundError": "core.errors",
     "OllamaProvider": "providers.ollama",
@@ -70,6 +74,7 @@ _EXPORTS: dict[str, str] = {
     "parse_chain": "chain.model",
     "register_provider": "core.registry",
     "resolve_model": "core.registry",
+    "run_doctor": "doctor.run",
     "run_emulator": "emulator",
     "set_offline": "core.offline",
 }
@@ -90,6 +95,7 @@ __all__ = [
     "ComparisonResult",
     "ConfigurationError",
     "ContentFilteredError",
+    "DoctorReport",
     "EmulatorProvider",
     "GeminiProvider",
     "Image",
@@ -99,6 +105,9 @@ __all__ = [
     "LLMTimeoutError",
     "Message",
     "MissingAPIKeyError",
+    "ModelDeprecationWarning",
+    "ModelInfo",
+    "ModelNotFoundError",
     "NDJSONDecoder",
     "NotFoundError",
     "OllamaProvider",
@@ -129,6 +138,7 @@ __all__ = [
     "parse_chain",
     "register_provider",
     "resolve_model",
+    "run_doctor",
     "run_emulator",
     "set_offline",
     "unload_ipython_extension",
@@ -173,7 +183,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         parse_chain,
     )
     from .core.base import BaseProvider
+    from .core.catalog import ModelInfo
     from .core.compare import ComparisonResult
+    from .core.defaults import ModelDeprecationWarning
     from .core.errors import (
         APIConnectionError,
         APIStatusError,
@@ -184,6 +196,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         LLMError,
         LLMTimeoutError,
         MissingAPIKeyError,
+        ModelNotFoundError,
         NotFoundError,
         OverloadedError,
         PermissionDeniedError,
@@ -202,6 +215,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .core.retry import RetryConfig
     from .core.tools import Tool
     from .core.types import LLMResponse, Message, StreamChunk, StreamConfig, ToolCall, Usage
+    from .doctor import DoctorReport, run_doctor
     from .emulator import run_emulator
     from .providers import (
         AnthropicProvider,

@@ -1,6 +1,8 @@
 """Provider-independent core: types, errors, retry policy, base provider, registry."""
 
 from .base import BaseProvider
+from .catalog import ModelInfo
+from .defaults import ModelDeprecationWarning
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -11,6 +13,7 @@ from .errors import (
     LLMError,
     LLMTimeoutError,
     MissingAPIKeyError,
+    ModelNotFoundError,
     NotFoundError,
     OverloadedError,
     PermissionDeniedError,
@@ -45,6 +48,9 @@ __all__ = [
     "LLMTimeoutError",
     "Message",
     "MissingAPIKeyError",
+    "ModelDeprecationWarning",
+    "ModelInfo",
+    "ModelNotFoundError",
     "NotFoundError",
     "OverloadedError",
     "PermissionDeniedError",

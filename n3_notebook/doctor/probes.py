@@ -75,7 +75,7 @@ def proxy_for(url: str) -> tuple[str | None, bool]:
     if not proxy:
         return None, False
     host = f"{target.host}:{target.port}"
-    bypass = bool(urllib.request.proxy_bypass_environment(host, proxies))
+    bypass = bool(urllib.request.proxy_bypass(host))  # NO_PROXY (and the OS's own list)
     return proxy, bypass
 
 

@@ -214,7 +214,7 @@ class DoctorReport:
     def to_pandas(self) -> Any:
         """The table as a pandas DataFrame (needs pandas), next steps in the last column."""
         try:
-            import pandas as pd  # optional dependency
+            import pandas as pd  # type: ignore[import-untyped]  # optional dependency
         except ImportError as exc:
             raise ImportError("to_pandas() needs pandas: pip install pandas") from exc
         rows = [

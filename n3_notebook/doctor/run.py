@@ -14,11 +14,12 @@ import os
 import ssl
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import httpx
 
 from ..core.base import BaseProvider
-from ..core.errors import LLMError
+from ..core.errors import AuthenticationError, LLMError
 from ..core.offline import is_offline, offline_endpoint
 from ..core.redact import mask_url, redact, register_secret
 from ..core.registry import get_provider_class
@@ -212,9 +213,13 @@ async def _models_call(
         check.clock_skew = clock_skew(response.headers.get("date"), sent, time.time())
         check.models_status = response.status_code
         if response.status_code != 200:
-            message = _message(provider, response)
+            payload = _payload(response)
+            message = _message(provider, response, payload)
+            status = response.status_code
+            if issubclass(provider.error_class(status, payload), AuthenticationError):
+                status = 401  # Gemini words a bad key as a 400
             check.models = Probe(False, f"HTTP {response.status_code}: {message}")
-            check.step(_status_step(check, cls, response.status_code, key_var, base_var))
+            check.step(_status_step(check, cls, status, key_var, base_var))
             return
         try:
             models = await provider.list_models(refresh=True)
@@ -237,11 +242,14 @@ async def _models_call(
         )
 
 
-def _message(provider: BaseProvider, response: httpx.Response) -> str:
+def _payload(response: httpx.Response) -> Any:
     try:
-        payload = json.loads(response.content)
+        return json.loads(response.content)
     except ValueError:
-        payload = None
+        return None
+
+
+def _message(provider: BaseProvider, response: httpx.Response, payload: Any) -> str:
     text = provider.error_message(payload) if payload is not None else None
     text = text or response.text.strip()[:200] or response.reason_phrase
     return redact(" ".join(text.split()))

@@ -145,7 +145,8 @@ def _anthropic(payload: Any) -> Page:
     for m in data:
         if not m.get("id"):
             continue
-        caps = m.get("capabilities") if isinstance(m.get("capabilities"), dict) else {}
+        raw_caps = m.get("capabilities")
+        caps: dict[str, Any] = raw_caps if isinstance(raw_caps, dict) else {}
         models.append(
             ModelInfo(
                 str(m["id"]),
