@@ -25,7 +25,7 @@ overrides: dict[str, tuple[float, float]] = {}
 
 def set_price(model: str, input_per_mtok: float, output_per_mtok: float) -> None:
     """Override (or add) the price of `provider:model` (an alias or a well-known model
-    name is resolved first, so `set_price("flash", ...)` prices gemini:gemini-2.0-flash)."""
+    name is resolved first, so `set_price("flash", ...)` prices gemini:gemini-3.5-flash-lite)."""
     prices = (float(input_per_mtok), float(output_per_mtok))
     if not all(math.isfinite(p) and p >= 0 for p in prices):
         raise ValueError(f"prices must be finite and not negative, got {prices}")
