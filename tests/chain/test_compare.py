@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from n3_notebook.core import pricing
+from n3_notebook.core import pricing, registry
 from n3_notebook.core.compare import COLUMNS, ComparisonResult, summarize
 from n3_notebook.core.types import LLMResponse, Usage
 
@@ -68,10 +68,12 @@ def test_error_rows() -> None:
 
 def test_cost_uses_the_resolved_model() -> None:
     usage = Usage.of(1000, 500)
-    expected = pricing.cost("gemini", "gemini-2.0-flash", usage)
+    flash = registry.resolve_model("flash")[1]
+    assert flash is not None
+    expected = pricing.cost("gemini", flash, usage)
     assert expected is not None and expected > 0
     # an alias, and a server that answers with a dated snapshot name
-    row = summarize("flash", [resp(1, 0.1, 500, 1000, provider="gemini", model="gemini-2.0-flash")])
+    row = summarize("flash", [resp(1, 0.1, 500, 1000, provider="gemini", model=flash)])
     assert row["cost_usd"] == pytest.approx(expected)
     snap = resp(1, 0.1, 500, 1000, model="gpt-4o-mini-2024-07-18")
     row = summarize("openai:gpt-4o-mini", [snap])
