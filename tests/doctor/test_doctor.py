@@ -17,9 +17,10 @@ import trustme
 
 from n3_notebook.core.catalog import clear_model_cache
 from n3_notebook.core.offline import set_offline
-from n3_notebook.doctor import DoctorReport, run_doctor
+from n3_notebook.doctor import DoctorReport, Probe, ProviderCheck, run_doctor
 from n3_notebook.doctor.cli import main as doctor_main
 from n3_notebook.doctor.probes import probe_tls, proxy_for, tls_context
+from n3_notebook.doctor.report import COLUMNS
 from n3_notebook.emulator import EMULATOR_MODELS, Emulator, run_emulator
 
 PROVIDERS = ("openai", "anthropic", "gemini", "cohere", "ollama")
@@ -268,3 +269,21 @@ async def test_a_silent_server_times_out_at_the_step_it_reached(monkeypatch) -> 
     assert check.timed_out and check.tls.failed and "within 1 s" in check.tls.detail
     assert any("TLS step took longer" in s for s in check.next_steps)
     assert report.exit_code == 1
+
+
+def test_renderings_share_one_table() -> None:
+    good = ProviderCheck("openai", key="OPENAI_API_KEY (set, 40 chars)", configured=True)
+    good.dns = good.tcp = Probe(True, "127.0.0.1", 1.0)
+    good.models, good.default_model, good.default_available = Probe(True, "HTTP 200"), "m", True
+    bad = ProviderCheck("gemini", configured=True)
+    bad.dns = Probe(False, "cannot resolve example.invalid")
+    bad.step("Check the host name.")
+    report = DoctorReport([good, bad], timeout=5)
+    assert not report.ok and report.exit_code == 1
+    frame = report.to_pandas()
+    assert list(frame.columns) == [*COLUMNS, "next steps"]
+    assert list(frame["status"]) == ["ok", "FAIL"]
+    assert frame["next steps"][1] == "Check the host name."
+    html = report._repr_html_()
+    assert html.count("<tr") == 3 and "Check the host name." in html
+    assert "m (available)" in report.to_text()
