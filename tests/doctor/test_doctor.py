@@ -9,6 +9,8 @@ import contextlib
 import json
 import socket
 import ssl
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -287,3 +289,14 @@ def test_renderings_share_one_table() -> None:
     html = report._repr_html_()
     assert html.count("<tr") == 3 and "Check the host name." in html
     assert "m (available)" in report.to_text()
+
+
+def test_the_doctor_imports_no_notebook_stack() -> None:
+    code = (
+        "import sys, n3_notebook.doctor, n3_notebook.providers.available\n"
+        "print(sorted(m for m in ('IPython', 'ipywidgets', 'traitlets', 'ipykernel') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
