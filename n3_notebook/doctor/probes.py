@@ -247,5 +247,6 @@ def clock_skew(date_header: str | None, sent: float, received: float) -> float |
         return None
     if server.tzinfo is None:
         server = server.replace(tzinfo=UTC)
-    # Date has whole seconds: compare with the midpoint of the round trip.
-    return server.timestamp() - (sent + received) / 2
+    # Date is the server's time cut to the whole second (0.5 s early on average), taken
+    # somewhere in the round trip: compare its middle with the round trip's.
+    return server.timestamp() + 0.5 - (sent + received) / 2
