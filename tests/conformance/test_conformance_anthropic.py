@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from n3_notebook.emulator import expected_answer
+from n3_notebook.emulator import EMULATOR_MODELS, expected_answer
 
 from .sdk_common import KEY, MESSAGES
 
@@ -80,3 +80,8 @@ async def test_errors_map_to_sdk_exceptions(client, emu):
 async def test_models_list(client):
     ids = [m.id async for m in client.models.list()]
     assert "claude-3-5-haiku-latest" in ids
+
+
+async def test_models_list_pages_with_after_id(client):
+    ids = [m.id async for m in client.models.list(limit=2)]  # the SDK follows after_id
+    assert ids == EMULATOR_MODELS["anthropic"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from n3_notebook.emulator import expected_answer
+from n3_notebook.emulator import EMULATOR_MODELS, expected_answer
 
 from .sdk_common import KEY, MESSAGES, PROMPT
 
@@ -59,3 +59,14 @@ def test_v1_chat_stream(emu):
     assert text == answer.text == end.response.text
     assert end.finish_reason == "COMPLETE"
     assert end.response.meta.billed_units.output_tokens == answer.output_tokens
+
+
+def test_models_list_with_page_token(emu):
+    client = cohere.ClientV2(api_key=KEY, base_url=emu.base_url("cohere"))
+    first = client.models.list(endpoint="chat", page_size=3)
+    assert first.next_page_token
+    rest = client.models.list(endpoint="chat", page_size=3, page_token=first.next_page_token)
+    names = [m.name for m in first.models + rest.models]
+    assert names == EMULATOR_MODELS["cohere"] and not rest.next_page_token
+    assert all("chat" in (m.endpoints or []) for m in first.models)
+    assert first.models[0].context_length

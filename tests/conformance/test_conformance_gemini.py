@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from n3_notebook.emulator import expected_answer
+from n3_notebook.emulator import EMULATOR_MODELS, expected_answer
 
 from .sdk_common import KEY, MESSAGES, PROMPT
 
@@ -93,3 +93,8 @@ def test_in_band_error_and_malformed_line(client):
             model="gemini-2.0-flash~malformed:1", contents=PROMPT
         ):
             pass
+
+
+def test_list_models_follows_page_tokens(client):
+    names = [m.name for m in client.models.list(config={"page_size": 2})]
+    assert names == [f"models/{n}" for n in EMULATOR_MODELS["gemini"]]
