@@ -9,6 +9,7 @@ whichever HTTP engine the providers use."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import socket
@@ -18,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import certifi
 
@@ -179,15 +180,20 @@ async def _tunnel(proxy: str, host: str, port: int) -> asyncio.StreamWriter:
         raise ProxyError(
             f"cannot reach the proxy {target.host}:{target.port} ({exc.strerror or exc})"
         ) from exc
-    writer.write(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+    head = f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if parts.username:
+        user = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        head += f"Proxy-Authorization: Basic {base64.b64encode(user.encode()).decode()}\r\n"
+    writer.write((head + "\r\n").encode())
     try:
-        head = await reader.readuntil(b"\r\n\r\n")
+        answer = await reader.readuntil(b"\r\n\r\n")
     except (asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
         await _close(writer)
         raise ProxyError("the proxy closed the CONNECT tunnel") from exc
-    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
-    parts = status_line.split(" ", 2)
-    if len(parts) < 2 or parts[1] != "200":
+    status_line = answer.split(b"\r\n", 1)[0].decode("latin-1")
+    fields = status_line.split(" ", 2)
+    if len(fields) < 2 or fields[1] != "200":
         await _close(writer)
         raise ProxyError(f"the proxy refused CONNECT {host}:{port}: {status_line.strip()}")
     return writer

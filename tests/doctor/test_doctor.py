@@ -233,6 +233,10 @@ async def connect_proxy() -> tuple[asyncio.Server, int, list[str]]:
         head = await reader.readuntil(b"\r\n\r\n")
         target = head.split(b" ")[1].decode()
         asked.append(target)
+        if b"Proxy-Authorization: Basic dXNlcjpwQHNz" not in head:  # user:p@ss
+            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+            writer.close()
+            return
         port = target.rpartition(":")[2]
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", int(port))
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -247,14 +251,18 @@ async def test_tls_through_a_connect_proxy(monkeypatch, ca, tls_server, tmp_path
     cafile = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(cafile))
     async with server:
-        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("HTTPS_PROXY", f"http://user:p%40ss@127.0.0.1:{port}")
         monkeypatch.setenv("OPENAI_BASE_URL", f"https://localhost:{tls_server}/v1")
         report = await run_doctor(["openai"], timeout=10, verify=str(cafile))
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")  # no credentials
+        refused = (await run_doctor(["openai"], timeout=10, verify=str(cafile))).checks[0]
+    assert refused.tls.failed and "407" in refused.tls.detail
+    assert any("HTTPS_PROXY" in s for s in refused.next_steps)
     check = report.checks[0]
-    assert check.proxy == f"http://127.0.0.1:{port}"
+    assert check.proxy == f"http://***@127.0.0.1:{port}"  # credentials masked
     assert check.tcp.detail == f"127.0.0.1:{port}"  # the hop is the proxy
     assert check.tls.ok is True and "trustme" in (check.tls.issuer or "")
-    assert asked == [f"localhost:{tls_server}"]
+    assert asked == [f"localhost:{tls_server}"] * 2
 
 
 async def test_a_silent_server_times_out_at_the_step_it_reached(monkeypatch) -> None:
