@@ -14,6 +14,7 @@ __all__ = [
     "ModelInfo",
     "cached_models",
     "clear_model_cache",
+    "forget_models",
     "is_model_not_found",
     "models_hint",
     "store_models",
@@ -82,6 +83,12 @@ def store_models(
 ) -> None:
     with _lock:
         _cache[_key(provider, base_url, api_key)] = list(models)
+
+
+def forget_models(provider: str, base_url: str, api_key: str | None) -> None:
+    """Drop one listing (after a pull or a delete changed what the server has)."""
+    with _lock:
+        _cache.pop(_key(provider, base_url, api_key), None)
 
 
 def clear_model_cache() -> None:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import httpx
 
 from ..core.base import BaseProvider, parse_json_line
-from ..core.catalog import ModelInfo
+from ..core.catalog import ModelInfo, forget_models
 from ..core.defaults import default_model_for
 from ..core.errors import APIConnectionError
 from ..core.features import Features, take_features
@@ -169,6 +169,7 @@ class OllamaProvider(BaseProvider):
                     yield _progress(self.name, record)
             for record in decoder.flush():
                 yield _progress(self.name, record)
+            forget_models(self.name, self.base_url, self._api_key)  # the listing changed
         except httpx.HTTPError as exc:
             raise APIConnectionError(
                 f"the connection broke while pulling {name!r}", provider=self.name

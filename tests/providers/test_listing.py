@@ -160,3 +160,12 @@ def test_catalogue_deprecation_without_a_known_replacement() -> None:
     notice = deprecation_notice("gemini", "gemini-2.0-flash-lite-001")
     assert notice is not None and "%llm models gemini" in notice
     assert deprecation_notice("gemini", "gemini-2.5-flash-lite") is None
+
+
+async def test_a_pull_refreshes_the_ollama_listing(emu: Emulator) -> None:
+    async with _provider(OllamaProvider, emu) as p:
+        await p.list_models()
+        async for _ in p.pull_model("llama3.2"):
+            pass
+        await p.list_models()
+    assert [r.path for r in emu.records] == ["/api/tags", "/api/pull", "/api/tags"]
