@@ -128,9 +128,7 @@ def parse_spec(text: str, name: str | None = None, first_line: int = 1) -> Chain
     return parse_as(ChainSpec, text, name, first_line)
 
 
-def parse_as(
-    cls: type[SpecT], text: str, name: str | None = None, first_line: int = 1
-) -> SpecT:
+def parse_as(cls: type[SpecT], text: str, name: str | None = None, first_line: int = 1) -> SpecT:
     """parse_spec, making a `cls` (ChainSpec or a subclass of it, such as Chain)."""
     inputs: dict[str, Any] = {}
     input_lines: dict[str, int] = {}

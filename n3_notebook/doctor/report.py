@@ -145,7 +145,7 @@ def _redacted(value: Any) -> Any:
     return value
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class DoctorReport:
     """The doctor's findings for every provider it checked."""
 
@@ -209,6 +209,9 @@ class DoctorReport:
         return self.to_html()
 
     def __str__(self) -> str:
+        return self.to_text()
+
+    def __repr__(self) -> str:  # what a terminal or a notebook's text/plain shows
         return self.to_text()
 
     def to_pandas(self) -> Any:

@@ -1,4 +1,5 @@
-"""%llm line commands: providers, models, alias, unalias, cancel, last, reset, offline.
+"""%llm line commands: providers, models, doctor, alias, unalias, cancel, last, reset,
+offline.
 
 A command is a function (session, args) -> what the cell shows; add one to COMMANDS and
 to HELP. (`%llm config` lives on the magics: it lists their configuration.)"""
@@ -13,10 +14,11 @@ from ..core import registry
 from ..core.errors import ConfigurationError
 from ..core.offline import is_offline, set_offline
 from ..core.redact import mask_url
+from ..doctor import DoctorReport
 from .defaults import provider_with_key
 from .display import Table
 from .errors import CellError
-from .listing import list_models
+from .listing import doctor_line, list_models
 from .session import NotebookSession
 
 __all__ = ["COMMANDS", "HELP"]
@@ -31,7 +33,11 @@ HELP = """n3_notebook: stream LLM answers into the notebook.
     cohere, ollama, emulator) or an alias. Several models stream side by side.
 
 %llm providers            providers, whether a key is set, base URL, default model
-%llm models [provider]    known models (Ollama's and the emulator's listings, aliases)
+%llm models [provider]    the models each key can use (live listing; offline: the
+                          emulator's; otherwise the defaults and why), tiers, aliases
+%llm doctor [provider ...] [--timeout S]
+                          what works from here: key, proxy, DNS, TCP, TLS, models call,
+                          default model, clock; a next step for every failure
 %llm alias NAME MODEL     define an alias        %llm unalias NAME
 %llm cancel [all]         cancel the latest (or every) running request
 %llm last                 the last answer        %llm reset   forget the chat history
@@ -64,6 +70,10 @@ def _providers(session: NotebookSession, args: list[str]) -> Table:
 
 def _models(session: NotebookSession, args: list[str]) -> Table:
     return list_models(args[0] if args else None)
+
+
+def _doctor(session: NotebookSession, args: list[str]) -> DoctorReport:
+    return doctor_line(args)
 
 
 def _alias(session: NotebookSession, args: list[str]) -> None:
@@ -130,6 +140,7 @@ COMMANDS: dict[str, Command] = {
     "help": _help,
     "providers": _providers,
     "models": _models,
+    "doctor": _doctor,
     "alias": _alias,
     "unalias": _unalias,
     "cancel": _cancel,

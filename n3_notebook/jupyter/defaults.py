@@ -14,7 +14,7 @@ DEMO_MODEL = "emulator:demo"
 KEYED_PROVIDERS = ("openai", "anthropic", "gemini", "cohere")
 DEMO_HINT = (
     "No model named and no API key found, so this is the offline demo model (emulator:demo). "
-    "To use a real model set e.g. OPENAI_API_KEY and write `%%llm openai:gpt-4o-mini`, or "
+    "To use a real model set e.g. OPENAI_API_KEY and write `%%llm openai:fast`, or "
     "run a local Ollama."
 )
 

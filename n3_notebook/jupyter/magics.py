@@ -26,6 +26,7 @@ from .commands import COMMANDS, HELP
 from .display import Table
 from .errors import CellError
 from .handle import LLMHandle
+from .listing import models_line, run_doctor_line
 from .llm_cell import run_llm_cell
 from .session import NotebookSession, Settings
 from .status import BusyWhileRunning
@@ -40,12 +41,16 @@ LineRunner = Callable[[NotebookSession, str], Awaitable[Any]]
 #: Cell magics the input transformer turns into an awaited runner: name -> runner.
 CELL_RUNNERS: dict[str, CellRunner] = {"llm": run_llm_cell, "chain": run_chain_cell}
 #: Line magics whose line starts with a word that streams: (magic, word) -> runner.
-LINE_RUNNERS: dict[tuple[str, str], LineRunner] = {("chain", "run"): run_chain_line}
+LINE_RUNNERS: dict[tuple[str, str], LineRunner] = {
+    ("chain", "run"): run_chain_line,
+    ("llm", "models"): models_line,  # network calls: awaited on the kernel's loop
+    ("llm", "doctor"): run_doctor_line,
+}
 
 
 @magics_class
 class LLMMagics(Magics):
-    """Configure with %config LLMMagics.default_model = "anthropic:claude-3-5-haiku-latest"."""
+    """Configure with %config LLMMagics.default_model = "anthropic:claude-haiku-5-5"."""
 
     default_model = Unicode("", help="Model used when a cell names none.").tag(config=True)
     aliases = Dict(help="Extra model aliases: name -> provider:model.").tag(config=True)
