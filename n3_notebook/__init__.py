@@ -61,6 +61,7 @@ _EXPORTS: dict[str, str] = {
     "StreamProtocolError": "core.errors",
     "StreamingNotSupportedError": "core.errors",
     "StructuredOutputError": "core.errors",
+    "TLSCertificateError": "core.errors",
     "Tool": "core.tools",
     "ToolCall": "core.types",
     "UnknownModelError": "core.errors",
@@ -119,6 +120,7 @@ __all__ = [
     "StreamProtocolError",
     "StreamingNotSupportedError",
     "StructuredOutputError",
+    "TLSCertificateError",
     "Tool",
     "ToolCall",
     "UnknownModelError",
@@ -193,6 +195,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         StreamingNotSupportedError,
         StreamProtocolError,
         StructuredOutputError,
+        TLSCertificateError,
         UnknownModelError,
     )
     from .core.images import Image, ImageError

@@ -20,6 +20,7 @@ from .errors import (
     StreamingNotSupportedError,
     StreamProtocolError,
     StructuredOutputError,
+    TLSCertificateError,
     UnknownModelError,
 )
 from .images import Image, ImageError
@@ -58,6 +59,7 @@ __all__ = [
     "StreamProtocolError",
     "StreamingNotSupportedError",
     "StructuredOutputError",
+    "TLSCertificateError",
     "Tool",
     "ToolCall",
     "UnknownModelError",

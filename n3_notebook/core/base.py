@@ -27,6 +27,7 @@ from .errors import (
     MissingAPIKeyError,
     StreamProtocolError,
     StructuredOutputError,
+    TLSCertificateError,
     error_class_for_status,
 )
 from .fastjson import loads as fast_loads
@@ -42,6 +43,7 @@ from .retry import (
     retry_after_seconds,
     should_retry_status,
 )
+from .tls import VerifyTypes, certificate_problem, describe_certificate_problem, ssl_context
 from .toolloop import DEFAULT_MAX_TOOL_STEPS, run_tool_loop, stream_tool_loop
 from .transport import BODY_READER
 from .types import LLMResponse, Message, StreamChunk, StreamConfig, ToolCall, Usage
@@ -132,6 +134,7 @@ class BaseProvider:
         max_connections: int = 100,
         max_keepalive: int = 20,
         on_metrics: MetricsCallback | None = None,
+        verify: VerifyTypes = True,
         **default_params: Any,
     ) -> None:
         if max_concurrent < 1:
@@ -161,6 +164,8 @@ class BaseProvider:
         self.max_connections = max_connections
         self.max_keepalive = max_keepalive
         self.on_metrics = on_metrics
+        #: TLS trust (core/tls.py): made now, so a bad path or verify=False shows at once
+        self.ssl_context = ssl_context(verify)
         self.default_params = default_params
         self._client = http_client
         self._owns_client = http_client is None
@@ -222,7 +227,9 @@ class BaseProvider:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = make_client(self.timeout, self.max_connections, self.max_keepalive)
+            self._client = make_client(
+                self.timeout, self.max_connections, self.max_keepalive, verify=self.ssl_context
+            )
         return self._client
 
     @property
@@ -456,6 +463,12 @@ class BaseProvider:
             err.retryable = True
             raise err from exc
         except httpx.TransportError as exc:
+            problem = certificate_problem(exc)
+            if problem is not None:  # never retried: the next try meets the same certificate
+                raise TLSCertificateError(
+                    describe_certificate_problem(problem, request.url.host),
+                    provider=self.name,
+                ) from exc
             reason = redact(str(exc)) or type(exc).__name__
             err = APIConnectionError(
                 f"could not reach {mask_url(self.base_url)} ({reason})",
@@ -481,7 +494,7 @@ class BaseProvider:
             except httpx.HTTPError:
                 body = b""
             finally:
-                await response.aclose()
+                await _close(response)
             raise self._status_error(response, body)
         return response
 
@@ -558,7 +571,7 @@ class BaseProvider:
                     err.retryable = True
                     raise err from exc
                 finally:
-                    await response.aclose()
+                    await _close(response)
                 rec.request_id = self._request_id(response.headers)
                 return body
             except LLMError as exc:
@@ -633,7 +646,7 @@ class BaseProvider:
                             raise
                     finally:
                         if response is not None:
-                            await response.aclose()
+                            await _close(response)
         except (asyncio.CancelledError, GeneratorExit):
             rec.outcome = "cancelled"
             raise
@@ -807,6 +820,17 @@ def _body_reader(response: httpx.Response) -> BodyReader:
             return b""
 
     return read
+
+
+_CLOSED_BODY = httpx.ByteStream(b"")
+
+
+async def _close(response: httpx.Response) -> None:
+    """Close a response and unlink it from its body stream (httpx makes them refer to each
+    other), so what a finished stream held is freed at once instead of by the cycle
+    collector, which is what a full collection with thousands of live streams costs."""
+    await response.aclose()
+    response.stream = _CLOSED_BODY
 
 
 def _fail(rec: RequestMetrics, exc: LLMError) -> None:

@@ -157,6 +157,11 @@ class APIConnectionError(LLMError):
     """The server could not be reached or the connection broke."""
 
 
+class TLSCertificateError(APIConnectionError):
+    """The server's TLS certificate was refused (unknown CA, expired, wrong host name).
+    Never retried; the message says which problem and how to fix it."""
+
+
 class LLMTimeoutError(LLMError):
     """A request, stream or chunk took longer than allowed."""
 

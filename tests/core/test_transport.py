@@ -1,4 +1,4 @@
-"""StreamTransport against hand-written HTTP/1.1 responses from tiny loopback servers."""
+"""AiohttpTransport against hand-written HTTP/1.1 responses from tiny loopback servers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 
-from n3_notebook.core.transport import BODY_READER, StreamTransport, _Chunked
+from n3_notebook.core.transport import BODY_READER, AiohttpTransport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -73,7 +73,7 @@ def respond(*responses: bytes, keep_open: bool = True) -> Handler:
 
 
 def client(**kw) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=StreamTransport(**kw), timeout=5.0)
+    return httpx.AsyncClient(transport=AiohttpTransport(**kw), timeout=5.0)
 
 
 CHUNKED = (
@@ -93,31 +93,6 @@ async def test_chunked_length_and_keepalive_reuse():
         assert r1.http_version == "HTTP/1.1" and r1.reason_phrase == "OK"
         assert stats["connections"] == 1  # all three on one kept-alive connection
         assert c._transport.in_flight == 0 and c._transport.idle_connections == 1
-
-
-def test_chunked_decoder_any_split():
-    body = b"4\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n\r\nLEFTOVER"
-    for size in (1, 2, 3, 7, len(body)):
-        dec = _Chunked()
-        out, rest = b"", b""
-        for i in range(0, len(body), size):
-            payload, extra = dec.feed(body[i : i + size])
-            out += payload
-            rest += extra
-            if dec.done:
-                rest += body[i + size :]
-                break
-        assert out == b"Wikipedia in\r\n\r\nchunks."
-        assert dec.done and rest == b"LEFTOVER"
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [b"zz\r\nhello\r\n0\r\n\r\n", b"5\r\nhelloXX0\r\n\r\n", b"-1\r\n\r\n"],
-)
-def test_chunked_decoder_rejects_garbage(bad):
-    with pytest.raises(httpx.RemoteProtocolError):
-        _Chunked().feed(bad)
 
 
 async def test_streamed_body_arrives_progressively():
@@ -245,7 +220,7 @@ async def test_connect_error_and_read_timeout():
         await read_request(reader)
         await asyncio.sleep(5)
 
-    slow = httpx.AsyncClient(transport=StreamTransport(), timeout=0.2)
+    slow = httpx.AsyncClient(transport=AiohttpTransport(), timeout=0.2)
     async with server(silent) as (url, _), slow as c:
         with pytest.raises(httpx.ReadTimeout):
             await c.get(url)
@@ -269,7 +244,7 @@ async def test_pool_limit_and_pool_timeout():
         await reader.read()
 
     async with server(handler) as (url, _):
-        t = StreamTransport(max_connections=2, max_keepalive=2)
+        t = AiohttpTransport(max_connections=2, max_keepalive=2)
         async with httpx.AsyncClient(transport=t, timeout=httpx.Timeout(5.0, pool=0.2)) as c:
             first = [asyncio.create_task(c.get(url)) for _ in range(2)]
             await asyncio.sleep(0.1)
@@ -367,7 +342,7 @@ async def test_one_timer_serves_many_reads_and_the_read_timeout_still_fires():
             armed.append(when)
         return real_call_at(when, callback, *args, **kw)
 
-    slow = httpx.AsyncClient(transport=StreamTransport(), timeout=httpx.Timeout(5.0, read=0.3))
+    slow = httpx.AsyncClient(transport=AiohttpTransport(), timeout=httpx.Timeout(5.0, read=0.3))
     async with server(_trickle(40, 0.005)) as (url, _), slow as c, c.stream("GET", url) as r:
         read = r.extensions[BODY_READER]
         loop.call_at = counting_call_at  # type: ignore[method-assign]
