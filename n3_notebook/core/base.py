@@ -470,13 +470,13 @@ class BaseProvider:
                     provider=self.name,
                 ) from exc
             reason = redact(str(exc)) or type(exc).__name__
-            err = APIConnectionError(
+            unreachable = APIConnectionError(
                 f"could not reach {mask_url(self.base_url)} ({reason})",
                 provider=self.name,
                 hint=self.unreachable_hint or "Check the base URL and your network.",
             )
-            err.retryable = True
-            raise err from exc
+            unreachable.retryable = True
+            raise unreachable from exc
         if 300 <= response.status_code < 400:
             location = mask_url(response.headers.get("location", "?"))
             await response.aclose()

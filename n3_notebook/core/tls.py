@@ -26,6 +26,7 @@ __all__ = [
     "certificate_problem",
     "describe_certificate_problem",
     "ssl_context",
+    "verify_from_text",
 ]
 
 VerifyTypes = bool | str | os.PathLike[str] | ssl.SSLContext
@@ -72,6 +73,17 @@ def ssl_context(verify: VerifyTypes = True) -> ssl.SSLContext:
             "verify=True for the default trust, or verify='system' for the OS trust store."
         )
     return _default((path,), None)
+
+
+def verify_from_text(text: str) -> VerifyTypes:
+    """A `verify` value from a setting's text: "" is the default trust, "off" (or "false",
+    "0", "no") turns verification off, anything else is "system" or a path."""
+    value = text.strip()
+    if not value:
+        return True
+    if value.lower() in ("off", "false", "0", "no"):
+        return False
+    return value
 
 
 @functools.lru_cache(maxsize=8)

@@ -58,6 +58,9 @@ class LLMMagics(Magics):
     chunk_timeout = Float(60.0, help="Seconds of silence allowed mid-stream (0: none).").tag(
         config=True
     )
+    verify = Unicode(
+        "", help="TLS trust: '' default, 'system' (OS store), a CA file or directory, or 'off'."
+    ).tag(config=True)
     update_interval = Float(0.05, help="Seconds between widget frames.").tag(config=True)
     default_format = Unicode("markdown", help="markdown, text, code, json or html.").tag(
         config=True

@@ -17,6 +17,7 @@ from ..core import registry
 from ..core.base import BaseProvider
 from ..core.errors import ConfigurationError
 from ..core.offline import is_offline
+from ..core.tls import verify_from_text
 from ..core.types import Message, StreamConfig
 from .defaults import default_model
 from .display import Display
@@ -36,6 +37,7 @@ class Settings:
     request_timeout: float = 60.0
     stream_timeout: float = 300.0
     chunk_timeout: float = 60.0
+    verify: str = ""  # TLS trust, as core.tls.verify_from_text reads it
     update_interval: float = 0.05
     default_format: str = "markdown"
     show_hint: bool = True
@@ -82,6 +84,7 @@ class NotebookSession:
                 model,
                 max_concurrent=self.settings.max_concurrent,
                 timeout=self.settings.request_timeout or None,
+                verify=verify_from_text(self.settings.verify),
             )
         return self.providers[key]
 
