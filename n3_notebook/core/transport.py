@@ -18,6 +18,7 @@ from core/tls.py, proxies from the environment through core/proxy.py."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -204,7 +205,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 auto_decompress=False,  # httpx decodes content-encoding
                 cookie_jar=aiohttp.DummyCookieJar(),
                 read_bufsize=READ_BUFFER,
-                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
                 trust_env=False,  # proxies come from self._proxies
             )
             self._loop = loop
@@ -280,12 +280,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             for k, v in request.headers.raw
             if k.lower() not in _OWN_HEADERS
         ]
-        timeout = aiohttp.ClientTimeout(
-            total=None,
-            connect=None,
-            sock_connect=timeouts.get("connect"),
-            sock_read=timeouts.get("read"),
-        )
+        timeout = _client_timeout(timeouts.get("connect"), timeouts.get("read"))
         target = yarl.URL(str(url), encoded=True)
         if url.userinfo:  # httpx turned it into an Authorization header already
             target = target.with_user(None)
@@ -336,6 +331,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session, self._session = self._session, None
         if session is not None and not session.closed:
             await session.close()
+
+
+@functools.lru_cache(maxsize=64)
+def _client_timeout(connect: float | None, read: float | None) -> aiohttp.ClientTimeout:
+    """aiohttp's timeouts for httpx's connect and read ones (pool waits are bounded by the
+    transport's slots, and body reads by the body's own timer)."""
+    return aiohttp.ClientTimeout(total=None, connect=None, sock_connect=connect, sock_read=read)
 
 
 async def _stream_body(request: httpx.Request) -> AsyncIterator[bytes]:
