@@ -43,6 +43,7 @@ from .retry import (
     retry_after_seconds,
     should_retry_status,
 )
+from .timeouts import StreamClock, wants_reasoning
 from .tls import VerifyTypes, certificate_problem, describe_certificate_problem, ssl_context
 from .toolloop import DEFAULT_MAX_TOOL_STEPS, run_tool_loop, stream_tool_loop
 from .transport import BODY_READER
@@ -300,6 +301,7 @@ class BaseProvider:
         logger.debug("%s %s request start", self.name, self.model)
         try:
             async with self._limiter():
+                rec.queue_wait = time.perf_counter() - start
                 body = await self._request_with_retries(spec, rec, None)
             try:
                 payload = json.loads(body)
@@ -437,28 +439,39 @@ class BaseProvider:
     def _url(self, spec: RequestSpec) -> str:
         return self.base_url + spec.path
 
-    async def _open(self, spec: RequestSpec, deadline: float | None) -> httpx.Response:
-        """Send the request; a 4xx/5xx is read, closed and raised as a typed error."""
+    async def _open(self, spec: RequestSpec, clock: StreamClock | None = None) -> httpx.Response:
+        """Send the request; a 4xx/5xx is read, closed and raised as a typed error. A
+        stream's waits are bounded by its clock (StreamConfig), not the HTTP read timeout."""
         headers = self.auth_headers()
         headers.update(spec.headers)
-        request = self.client.build_request(
+        client = self.client
+        request = client.build_request(
             spec.method,
             self._url(spec),
             json=spec.json,
             headers=headers,
             params=spec.params or None,
+            timeout=_without_read(client.timeout)
+            if clock is not None
+            else httpx.USE_CLIENT_DEFAULT,
         )
+        limit = None
+        if clock is not None:
+            clock.sent(asyncio.get_running_loop().time())
+            limit = clock.head_limit()
         try:
-            async with asyncio.timeout_at(deadline):
-                response = await self.client.send(request, stream=True)
+            async with asyncio.timeout_at(limit):
+                response = await client.send(request, stream=True)
         except TimeoutError as exc:
-            raise LLMTimeoutError(
-                "the stream_timeout ran out before the server answered", provider=self.name
-            ) from exc
+            assert clock is not None
+            now = asyncio.get_running_loop().time()
+            raise clock.expired(now, self.name, 0, False) from exc
         except httpx.TimeoutException as exc:
             err = LLMTimeoutError(
-                f"no answer from {mask_url(self.base_url)} in time ({type(exc).__name__})",
+                f"no answer from {mask_url(self.base_url)} in time ({_http_timeout_text(exc)})",
                 provider=self.name,
+                hint="Pass timeout=... (seconds) to the provider, or run "
+                "%config LLMMagics.request_timeout = ... in a notebook.",
             )
             err.retryable = True
             raise err from exc
@@ -560,7 +573,7 @@ class BaseProvider:
         while True:
             attempt += 1
             try:
-                response = await self._open(spec, deadline)
+                response = await self._open(spec)
                 try:
                     body = await response.aread()
                 except httpx.HTTPError as exc:
@@ -586,8 +599,8 @@ class BaseProvider:
     ) -> AsyncIterator[list[StreamChunk]]:
         """The stream, one list of chunks per network read that brought any."""
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        deadline = start + cfg.stream_timeout if cfg.stream_timeout else None
+        requested = loop.time()
+        reasoning = wants_reasoning(self.model, spec.json)
         rec = RequestMetrics(self.name, self.model, True, time.time())
         max_chunks = cfg.max_chunks
         delivered = 0
@@ -595,15 +608,18 @@ class BaseProvider:
         logger.debug("%s %s stream start", self.name, self.model)
         try:
             async with self._limiter():
+                start = loop.time()  # the clocks start now: waiting for the slot never counts
+                rec.queue_wait = start - requested
+                clock = StreamClock(cfg, reasoning, start)
                 while True:
                     attempt += 1
                     response: httpx.Response | None = None
                     try:
-                        response = await self._open(spec, deadline)
+                        response = await self._open(spec, clock)
                         rec.request_id = self._request_id(response.headers)
                         mapper = self.stream_mapper()
                         feed = self._guarded(mapper.feed)
-                        async for batch in self._read(response, cfg, deadline, rec, mapper):
+                        async for batch in self._read(response, clock, rec, mapper):
                             out: list[StreamChunk] = []
                             try:
                                 for item in batch:
@@ -641,7 +657,7 @@ class BaseProvider:
                         return
                     except LLMError as exc:
                         if delivered or not await self._sleep_before_retry(
-                            exc, attempt, rec, deadline
+                            exc, attempt, rec, clock.deadline
                         ):
                             raise
                     finally:
@@ -656,7 +672,7 @@ class BaseProvider:
                 exc.partial_chunks = delivered
             raise
         finally:
-            rec.duration = loop.time() - start
+            rec.duration = loop.time() - requested
             emit(rec, self.on_metrics)
 
     def _guarded(self, fn: Any) -> Any:
@@ -709,31 +725,27 @@ class BaseProvider:
     async def _read(
         self,
         response: httpx.Response,
-        cfg: StreamConfig,
-        deadline: float | None,
+        clock: StreamClock,
         rec: RequestMetrics,
         mapper: StreamMapper,
     ) -> AsyncIterator[list[Any]]:
-        """Network reads, decoded into batches of SSE events or NDJSON records, with the
-        stream and chunk timeouts applied to each read (not to the consumer's time). Once
-        the mapper has seen the protocol's end, the rest of the body is drained so the
-        connection can go back to the pool."""
+        """Network reads, decoded into batches of SSE events or NDJSON records, each wait
+        bounded by the stream's clock (not the consumer's time). Once the mapper has seen
+        the protocol's end, the rest of the body is drained so the connection can go back
+        to the pool."""
         decoder = self.make_decoder()
         feed = decoder.feed
         read = _body_reader(response)
         loop = asyncio.get_running_loop()
-        chunk_timeout = cfg.chunk_timeout
-        first = True
+        read_limit = clock.read_limit
         while True:
-            limit = deadline
-            if chunk_timeout is not None and not first:
-                gap_end = loop.time() + chunk_timeout
-                limit = gap_end if limit is None else min(limit, gap_end)
+            limit = read_limit(loop.time(), rec.chunks > 0)
             try:
                 data = await read(limit)
             except (TimeoutError, httpx.HTTPError) as exc:
+                now = loop.time()
                 ours = isinstance(exc, (TimeoutError, httpx.TimeoutException)) and (
-                    limit is not None and loop.time() >= limit - 1e-3
+                    limit is not None and now >= limit - 1e-3
                 )  # else the client's own read timeout, or a broken connection
                 if not ours:
                     raise APIConnectionError(
@@ -743,21 +755,13 @@ class BaseProvider:
                     ) from exc
                 with contextlib.suppress(Exception):
                     await response.aclose()
-                if deadline is not None and loop.time() >= deadline - 1e-3:
-                    raise LLMTimeoutError(
-                        f"the stream took longer than stream_timeout={cfg.stream_timeout}s",
-                        provider=self.name,
-                    ) from exc
-                raise LLMTimeoutError(
-                    f"no data for {chunk_timeout}s (chunk_timeout) after {rec.chunks} chunks",
-                    provider=self.name,
-                ) from exc
+                raise clock.expired(now, self.name, rec.chunks, rec.chunks > 0) from exc
             if not data:
                 rest = decoder.flush()
                 if rest:
                     yield rest
                 return
-            first = False
+            clock.received += len(data)
             items = feed(data)
             if items:
                 yield items
@@ -831,6 +835,27 @@ async def _close(response: httpx.Response) -> None:
     collector, which is what a full collection with thousands of live streams costs."""
     await response.aclose()
     response.stream = _CLOSED_BODY
+
+
+def _without_read(timeout: httpx.Timeout) -> httpx.Timeout:
+    """The client's timeouts with no read limit (a stream's clock bounds its reads)."""
+    return httpx.Timeout(connect=timeout.connect, read=None, write=timeout.write, pool=timeout.pool)
+
+
+def _http_timeout_text(exc: httpx.TimeoutException) -> str:
+    kind = {
+        httpx.ConnectTimeout: "connect",
+        httpx.ReadTimeout: "read",
+        httpx.WriteTimeout: "write",
+        httpx.PoolTimeout: "pool",
+    }.get(type(exc))
+    try:
+        seconds = (exc.request.extensions.get("timeout") or {}).get(kind)
+    except RuntimeError:  # an error raised without its request
+        seconds = None
+    if kind is None:
+        return type(exc).__name__
+    return f"the HTTP {kind} timeout" + (f" of {seconds:g}s" if seconds else "") + " ran out"
 
 
 def _fail(rec: RequestMetrics, exc: LLMError) -> None:

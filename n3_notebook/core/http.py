@@ -10,7 +10,9 @@ import httpx
 from .tls import VerifyTypes
 from .transport import AiohttpTransport
 
-DEFAULT_TIMEOUT = 60.0
+#: HTTP timeout of a whole (non-streamed) answer: long ones take minutes (streams are
+#: bounded by StreamConfig instead).
+DEFAULT_TIMEOUT = 600.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 100
 DEFAULT_MAX_KEEPALIVE = 20
