@@ -40,10 +40,6 @@ READ_BUFFER = 1 << 16  # aiohttp's per-response buffer before it pauses the sock
 BODY_READER = "n3_body_read"
 
 
-#: Headers aiohttp writes itself: Host from the URL, Transfer-Encoding for a streamed body.
-_OWN_HEADERS = (b"host", b"transfer-encoding")
-
-
 class _Expired(Exception):
     """Set on a payload stream by the body's timer: its wait ran past its limit."""
 
@@ -270,16 +266,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     ) -> aiohttp.ClientResponse:
         url = request.url
         proxy = self._proxies.for_url(url.scheme, url.host)
-        data: Any
-        if "content-length" in request.headers or "transfer-encoding" not in request.headers:
-            data = await request.aread() or None
-        else:
-            data = _stream_body(request)  # aiohttp sends it chunked
-        headers = [
-            (k.decode("latin-1"), v.decode("latin-1"))
-            for k, v in request.headers.raw
-            if k.lower() not in _OWN_HEADERS
-        ]
+        headers: list[tuple[str, str]] = []
+        streamed = False  # a body of unknown length: aiohttp sends it chunked
+        for name, value in request.headers.raw:
+            lower = name.lower()
+            if lower == b"host":  # aiohttp writes Host from the URL
+                continue
+            if lower == b"transfer-encoding":
+                streamed = True
+                continue
+            headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        data: Any = _stream_body(request) if streamed else (await request.aread() or None)
         timeout = _client_timeout(timeouts.get("connect"), timeouts.get("read"))
         target = yarl.URL(str(url), encoded=True)
         if url.userinfo:  # httpx turned it into an Authorization header already
