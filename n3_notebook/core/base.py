@@ -336,7 +336,7 @@ class BaseProvider:
             usage=parsed.usage,
             raw_finish_reason=parsed.raw_finish_reason,
             latency=latency,
-            time_to_first_token=latency,
+            time_to_first_token=latency - rec.queue_wait,  # from sending the request
             request_id=rec.request_id,
             retries=rec.retries,
             metadata=parsed.metadata,
@@ -801,7 +801,7 @@ BodyReader = Callable[[float | None], Awaitable[bytes]]
 def _body_reader(response: httpx.Response) -> BodyReader:
     """`read(until)`: the body's next bytes as they arrive, b"" at its end, waiting no later
     than `until` (loop time; TimeoutError or httpx.ReadTimeout past it). Without a
-    content-encoding, our StreamTransport's own reader: no async-iterator layers and no
+    content-encoding, the engine's own reader (BODY_READER): no async-iterator layers and no
     timer per read. Otherwise httpx's decoded bytes, each wait under asyncio.timeout_at."""
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     identity = encoding in ("", "identity")

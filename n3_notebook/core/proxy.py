@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from .errors import ConfigurationError
+
 __all__ = ["Proxy", "ProxyConfig"]
 
 _SCHEMES = ("http", "https")
@@ -93,7 +95,7 @@ def _parse(raw: str, var: str) -> Proxy:
         raw = "http://" + raw
     parts = urlsplit(raw)
     if parts.scheme not in _SCHEMES or not parts.hostname:
-        raise ValueError(
+        raise ConfigurationError(
             f"{var}={_masked(raw)!r} is not a proxy this client can use: give an http:// or "
             "https:// proxy URL (http://[user:password@]host:port); SOCKS proxies are not "
             "supported."

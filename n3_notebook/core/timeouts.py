@@ -59,7 +59,7 @@ def timeout_hint(limit: str) -> str:
     return (
         f"To allow more, pass stream_config=StreamConfig({limit}=...) in Python, run "
         f"%config LLMMagics.{limit} = ... in a notebook, or set {STREAM_ENV[limit]}=... for "
-        "the service (None, 0 there, means no limit)."
+        "the service (None in Python, 0 elsewhere, means no limit)."
     )
 
 
@@ -115,11 +115,12 @@ class StreamClock:
                 else "nothing"
             )
             what = f"no text within {name}={seconds:g}s of sending the request ({arrived} arrived)"
-            if not self.reasoning:
+            longer = cfg.reasoning_first_token_timeout
+            if not self.reasoning and longer:
                 what += (
                     "; a model that thinks before answering gets "
-                    f"reasoning_first_token_timeout={cfg.reasoning_first_token_timeout}s when "
-                    "the request asks for reasoning"
+                    f"reasoning_first_token_timeout={longer:g}s when the request asks for "
+                    "reasoning (reasoning_effort, thinking)"
                 )
         else:
             name, seconds = "chunk_timeout", cfg.chunk_timeout

@@ -20,6 +20,8 @@ from typing import Final
 import certifi
 import truststore
 
+from .errors import ConfigurationError
+
 __all__ = [
     "NATIVE_TLS_ENV",
     "VerifyTypes",
@@ -67,7 +69,7 @@ def ssl_context(verify: VerifyTypes = True) -> ssl.SSLContext:
     if os.path.isdir(path):
         return _default((), path)
     if not os.path.isfile(path):
-        raise ValueError(
+        raise ConfigurationError(
             f"verify={path!r} is neither a CA bundle file nor a certificate directory. Pass "
             "the path of a PEM file with your CA certificates (or a directory of them), "
             "verify=True for the default trust, or verify='system' for the OS trust store."
@@ -93,7 +95,7 @@ def _default(files: tuple[str, ...], directory: str | None) -> ssl.SSLContext:
         try:
             ctx.load_verify_locations(cafile=path)
         except (OSError, ssl.SSLError) as exc:
-            raise ValueError(
+            raise ConfigurationError(
                 f"cannot load the CA certificates in {path!r} ({exc}). Point SSL_CERT_FILE "
                 "(or verify=) at a readable PEM file, or unset it."
             ) from None

@@ -10,7 +10,7 @@ import ssl
 import pytest
 import trustme
 
-from n3_notebook import APIConnectionError, OpenAIProvider, RetryConfig
+from n3_notebook import APIConnectionError, ConfigurationError, OpenAIProvider, RetryConfig
 from n3_notebook.core.proxy import ProxyConfig
 
 from .loopback import Proxy, openai_handler, server
@@ -114,6 +114,6 @@ def test_lower_case_wins_and_bad_schemes_say_what_to_do():
     cfg = ProxyConfig({"HTTPS_PROXY": "http://upper:1", "https_proxy": "http://lower:2"})
     got = cfg.for_url("https", "x.org")
     assert got is not None and got.url == "http://lower:2"
-    with pytest.raises(ValueError, match="SOCKS proxies are not supported") as info:
+    with pytest.raises(ConfigurationError, match="SOCKS proxies are not supported") as info:
         ProxyConfig({"ALL_PROXY": "socks5://bob:hunter2@proxy:1080"})
     assert "hunter2" not in str(info.value)

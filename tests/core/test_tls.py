@@ -14,7 +14,7 @@ import warnings
 import pytest
 import trustme
 
-from n3_notebook import OpenAIProvider, RetryConfig, TLSCertificateError
+from n3_notebook import ConfigurationError, OpenAIProvider, RetryConfig, TLSCertificateError
 from n3_notebook.core import tls
 
 from .loopback import openai_handler, server
@@ -142,11 +142,13 @@ async def test_a_hostname_the_certificate_does_not_name_is_refused(ca, tmp_path)
 
 
 def test_bad_verify_values_say_what_to_pass(tmp_path):
-    with pytest.raises(ValueError, match="neither a CA bundle file nor a certificate directory"):
+    with pytest.raises(
+        ConfigurationError, match="neither a CA bundle file nor a certificate directory"
+    ):
         tls.ssl_context(str(tmp_path / "missing.pem"))
     junk = tmp_path / "junk.pem"
     junk.write_text("not a certificate")
-    with pytest.raises(ValueError, match="cannot load the CA certificates"):
+    with pytest.raises(ConfigurationError, match="cannot load the CA certificates"):
         tls.ssl_context(str(junk))
 
 
