@@ -59,9 +59,7 @@ class LLMMagics(Magics):
     max_concurrent = Int(10, help="Concurrent requests per provider.").tag(config=True)
     # The library's limits (core/types.py says why these values); 0 means no limit.
     request_timeout = Float(DEFAULT_TIMEOUT, help="HTTP timeout in seconds.").tag(config=True)
-    stream_timeout = Float(0.0, help="Seconds a whole stream may take (0: none).").tag(
-        config=True
-    )
+    stream_timeout = Float(0.0, help="Seconds a whole stream may take (0: none).").tag(config=True)
     chunk_timeout = Float(
         DEFAULT_CHUNK_TIMEOUT, help="Seconds of silence allowed once text flows (0: none)."
     ).tag(config=True)
