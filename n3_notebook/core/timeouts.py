@@ -2,8 +2,9 @@
 that says so (which limit, after how long, what had arrived, how to raise it).
 
 Phases (StreamConfig has the numbers and why): the clocks start when the request is sent,
-after any wait for a concurrency slot. Until the first text, the wait is bounded by
-first_token_timeout, or reasoning_first_token_timeout when the request asks for reasoning;
+after any wait for a concurrency slot. Until the first chunk of the answer (text or
+thinking), the wait is bounded by first_token_timeout, or reasoning_first_token_timeout
+when the request asks for reasoning (a model may think for minutes and show none of it);
 after it, by chunk_timeout of silence, where any bytes (pings, SSE comments, reasoning
 deltas) count as life. stream_timeout, if set, bounds everything."""
 
@@ -110,11 +111,14 @@ class StreamClock:
         elif not text_started:
             name, seconds = cfg.first_token_limit(self.reasoning)
             arrived = (
-                f"only {self.received:,} bytes without text (pings, headers or reasoning)"
+                f"only {self.received:,} bytes without text (pings or headers)"
                 if self.received
                 else "nothing"
             )
-            what = f"no text within {name}={seconds:g}s of sending the request ({arrived} arrived)"
+            what = (
+                f"no text or thinking within {name}={seconds:g}s of sending the request "
+                f"({arrived} arrived)"
+            )
             longer = cfg.reasoning_first_token_timeout
             if not self.reasoning and longer:
                 what += (

@@ -180,11 +180,12 @@ class StreamConfig:
     """Bounds on one stream (seconds; None: no limit). The clocks start when the request
     is sent: time spent waiting for a concurrency slot or a rate limit never counts.
 
-    stream_timeout: the whole stream; chunk_timeout: silence once text has started (any
-    bytes count as life); max_chunks: stop after this many content chunks; buffer_size:
+    stream_timeout: the whole stream; chunk_timeout: silence once the answer has started
+    (any bytes count as life); max_chunks: stop after this many content chunks; buffer_size:
     how many decoded chunks may wait for a slow consumer; first_token_timeout: from
-    sending the request to the first text of the answer; reasoning_first_token_timeout:
-    the same when the request asks for reasoning (or names a reasoning model).
+    sending the request to the first chunk of the answer (text or thinking);
+    reasoning_first_token_timeout: the same when the request asks for reasoning (or names
+    a reasoning model), whose thinking may be hidden.
 
     The first four are the seed's fields, in the seed's order: StreamConfig(30, 5) still
     means 30 s for the whole stream and 5 s of silence between chunks.
