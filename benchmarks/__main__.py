@@ -19,6 +19,7 @@ BENCHMARKS: list[str] = [
     "throughput",
     "first_token",
     "concurrency",
+    "engine",
     "startup",
     "widget_cost",
     "seed_claims",

@@ -1,7 +1,7 @@
 """Concurrency: C streams at once on one event loop, each 50 tokens paced at 20 ms (ideal
 wall ~1.0 s), against the benchmark server in its own process. Peers in the same run: raw
 sockets (the ceiling) and one httpx.AsyncClient with max_connections=C (httpx's own single
-pool); ours is OpenAIProvider with max_concurrent=C over its sharded pool. Every stream's
+pool); ours is OpenAIProvider with max_concurrent=C over its aiohttp engine. Every stream's
 text is checked. Also: resident memory per concurrent idle stream at C=1,000."""
 
 from __future__ import annotations

@@ -65,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "StreamProtocolError": "core.errors",
     "StreamingNotSupportedError": "core.errors",
     "StructuredOutputError": "core.errors",
+    "TLSCertificateError": "core.errors",
     "Tool": "core.tools",
     "ToolCall": "core.types",
     "UnknownModelError": "core.errors",
@@ -128,6 +129,7 @@ __all__ = [
     "StreamProtocolError",
     "StreamingNotSupportedError",
     "StructuredOutputError",
+    "TLSCertificateError",
     "Tool",
     "ToolCall",
     "UnknownModelError",
@@ -206,6 +208,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         StreamingNotSupportedError,
         StreamProtocolError,
         StructuredOutputError,
+        TLSCertificateError,
         UnknownModelError,
     )
     from .core.images import Image, ImageError

@@ -23,6 +23,7 @@ from .errors import (
     StreamingNotSupportedError,
     StreamProtocolError,
     StructuredOutputError,
+    TLSCertificateError,
     UnknownModelError,
 )
 from .images import Image, ImageError
@@ -64,6 +65,7 @@ __all__ = [
     "StreamProtocolError",
     "StreamingNotSupportedError",
     "StructuredOutputError",
+    "TLSCertificateError",
     "Tool",
     "ToolCall",
     "UnknownModelError",

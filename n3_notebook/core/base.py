@@ -30,6 +30,7 @@ from .errors import (
     ModelNotFoundError,
     StreamProtocolError,
     StructuredOutputError,
+    TLSCertificateError,
     error_class_for_status,
 )
 from .fastjson import loads as fast_loads
@@ -45,6 +46,8 @@ from .retry import (
     retry_after_seconds,
     should_retry_status,
 )
+from .timeouts import StreamClock, wants_reasoning
+from .tls import VerifyTypes, certificate_problem, describe_certificate_problem, ssl_context
 from .toolloop import DEFAULT_MAX_TOOL_STEPS, run_tool_loop, stream_tool_loop
 from .transport import BODY_READER
 from .types import LLMResponse, Message, StreamChunk, StreamConfig, ToolCall, Usage
@@ -135,6 +138,7 @@ class BaseProvider:
         max_connections: int = 100,
         max_keepalive: int = 20,
         on_metrics: MetricsCallback | None = None,
+        verify: VerifyTypes = True,
         **default_params: Any,
     ) -> None:
         if max_concurrent < 1:
@@ -164,6 +168,8 @@ class BaseProvider:
         self.max_connections = max_connections
         self.max_keepalive = max_keepalive
         self.on_metrics = on_metrics
+        #: TLS trust (core/tls.py): made now, so a bad path or verify=False shows at once
+        self.ssl_context = ssl_context(verify)
         self.default_params = default_params
         self._client = http_client
         self._owns_client = http_client is None
@@ -232,7 +238,9 @@ class BaseProvider:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = make_client(self.timeout, self.max_connections, self.max_keepalive)
+            self._client = make_client(
+                self.timeout, self.max_connections, self.max_keepalive, verify=self.ssl_context
+            )
         return self._client
 
     @property
@@ -303,6 +311,7 @@ class BaseProvider:
         logger.debug("%s %s request start", self.name, self.model)
         try:
             async with self._limiter():
+                rec.queue_wait = time.perf_counter() - start
                 body = await self._request_with_retries(spec, rec, None)
             try:
                 payload = json.loads(body)
@@ -337,7 +346,7 @@ class BaseProvider:
             usage=parsed.usage,
             raw_finish_reason=parsed.raw_finish_reason,
             latency=latency,
-            time_to_first_token=latency,
+            time_to_first_token=latency - rec.queue_wait,  # from sending the request
             request_id=rec.request_id,
             retries=rec.retries,
             metadata=parsed.metadata,
@@ -440,40 +449,57 @@ class BaseProvider:
     def _url(self, spec: RequestSpec) -> str:
         return self.base_url + spec.path
 
-    async def _open(self, spec: RequestSpec, deadline: float | None) -> httpx.Response:
-        """Send the request; a 4xx/5xx is read, closed and raised as a typed error."""
+    async def _open(self, spec: RequestSpec, clock: StreamClock | None = None) -> httpx.Response:
+        """Send the request; a 4xx/5xx is read, closed and raised as a typed error. A
+        stream's waits are bounded by its clock (StreamConfig), not the HTTP read timeout."""
         headers = self.auth_headers()
         headers.update(spec.headers)
-        request = self.client.build_request(
+        client = self.client
+        request = client.build_request(
             spec.method,
             self._url(spec),
             json=spec.json,
             headers=headers,
             params=spec.params or None,
+            timeout=_without_read(client.timeout)
+            if clock is not None
+            else httpx.USE_CLIENT_DEFAULT,
         )
+        limit = None
+        if clock is not None:
+            clock.sent(asyncio.get_running_loop().time())
+            limit = clock.head_limit()
         try:
-            async with asyncio.timeout_at(deadline):
-                response = await self.client.send(request, stream=True)
+            async with asyncio.timeout_at(limit):
+                response = await client.send(request, stream=True)
         except TimeoutError as exc:
-            raise LLMTimeoutError(
-                "the stream_timeout ran out before the server answered", provider=self.name
-            ) from exc
+            assert clock is not None
+            now = asyncio.get_running_loop().time()
+            raise clock.expired(now, self.name, 0, False) from exc
         except httpx.TimeoutException as exc:
             err = LLMTimeoutError(
-                f"no answer from {mask_url(self.base_url)} in time ({type(exc).__name__})",
+                f"no answer from {mask_url(self.base_url)} in time ({_http_timeout_text(exc)})",
                 provider=self.name,
+                hint="Pass timeout=... (seconds) to the provider, or run "
+                "%config LLMMagics.request_timeout = ... in a notebook.",
             )
             err.retryable = True
             raise err from exc
         except httpx.TransportError as exc:
+            problem = certificate_problem(exc)
+            if problem is not None:  # never retried: the next try meets the same certificate
+                raise TLSCertificateError(
+                    describe_certificate_problem(problem, request.url.host),
+                    provider=self.name,
+                ) from exc
             reason = redact(str(exc)) or type(exc).__name__
-            err = APIConnectionError(
+            unreachable = APIConnectionError(
                 f"could not reach {mask_url(self.base_url)} ({reason})",
                 provider=self.name,
                 hint=self.unreachable_hint or "Check the base URL and your network.",
             )
-            err.retryable = True
-            raise err from exc
+            unreachable.retryable = True
+            raise unreachable from exc
         if 300 <= response.status_code < 400:
             location = mask_url(response.headers.get("location", "?"))
             await response.aclose()
@@ -491,7 +517,7 @@ class BaseProvider:
             except httpx.HTTPError:
                 body = b""
             finally:
-                await response.aclose()
+                await _close(response)
             raise self._status_error(response, body)
         return response
 
@@ -561,7 +587,7 @@ class BaseProvider:
         while True:
             attempt += 1
             try:
-                response = await self._open(spec, deadline)
+                response = await self._open(spec)
                 try:
                     body = await response.aread()
                 except httpx.HTTPError as exc:
@@ -572,7 +598,7 @@ class BaseProvider:
                     err.retryable = True
                     raise err from exc
                 finally:
-                    await response.aclose()
+                    await _close(response)
                 rec.request_id = self._request_id(response.headers)
                 return body
             except LLMError as exc:
@@ -587,8 +613,8 @@ class BaseProvider:
     ) -> AsyncIterator[list[StreamChunk]]:
         """The stream, one list of chunks per network read that brought any."""
         loop = asyncio.get_running_loop()
-        start = loop.time()
-        deadline = start + cfg.stream_timeout if cfg.stream_timeout else None
+        requested = loop.time()
+        reasoning = wants_reasoning(self.model, spec.json)
         rec = RequestMetrics(self.name, self.model, True, time.time())
         max_chunks = cfg.max_chunks
         delivered = 0
@@ -596,15 +622,18 @@ class BaseProvider:
         logger.debug("%s %s stream start", self.name, self.model)
         try:
             async with self._limiter():
+                start = loop.time()  # the clocks start now: waiting for the slot never counts
+                rec.queue_wait = start - requested
+                clock = StreamClock(cfg, reasoning, start)
                 while True:
                     attempt += 1
                     response: httpx.Response | None = None
                     try:
-                        response = await self._open(spec, deadline)
+                        response = await self._open(spec, clock)
                         rec.request_id = self._request_id(response.headers)
                         mapper = self.stream_mapper()
                         feed = self._guarded(mapper.feed)
-                        async for batch in self._read(response, cfg, deadline, rec, mapper):
+                        async for batch in self._read(response, clock, rec, mapper):
                             out: list[StreamChunk] = []
                             try:
                                 for item in batch:
@@ -642,12 +671,12 @@ class BaseProvider:
                         return
                     except LLMError as exc:
                         if delivered or not await self._sleep_before_retry(
-                            exc, attempt, rec, deadline
+                            exc, attempt, rec, clock.deadline
                         ):
                             raise
                     finally:
                         if response is not None:
-                            await response.aclose()
+                            await _close(response)
         except (asyncio.CancelledError, GeneratorExit):
             rec.outcome = "cancelled"
             raise
@@ -657,7 +686,7 @@ class BaseProvider:
                 exc.partial_chunks = delivered
             raise
         finally:
-            rec.duration = loop.time() - start
+            rec.duration = loop.time() - requested
             emit(rec, self.on_metrics)
 
     def _guarded(self, fn: Any) -> Any:
@@ -710,31 +739,27 @@ class BaseProvider:
     async def _read(
         self,
         response: httpx.Response,
-        cfg: StreamConfig,
-        deadline: float | None,
+        clock: StreamClock,
         rec: RequestMetrics,
         mapper: StreamMapper,
     ) -> AsyncIterator[list[Any]]:
-        """Network reads, decoded into batches of SSE events or NDJSON records, with the
-        stream and chunk timeouts applied to each read (not to the consumer's time). Once
-        the mapper has seen the protocol's end, the rest of the body is drained so the
-        connection can go back to the pool."""
+        """Network reads, decoded into batches of SSE events or NDJSON records, each wait
+        bounded by the stream's clock (not the consumer's time). Once the mapper has seen
+        the protocol's end, the rest of the body is drained so the connection can go back
+        to the pool."""
         decoder = self.make_decoder()
         feed = decoder.feed
         read = _body_reader(response)
         loop = asyncio.get_running_loop()
-        chunk_timeout = cfg.chunk_timeout
-        first = True
+        read_limit = clock.read_limit
         while True:
-            limit = deadline
-            if chunk_timeout is not None and not first:
-                gap_end = loop.time() + chunk_timeout
-                limit = gap_end if limit is None else min(limit, gap_end)
+            limit = read_limit(loop.time(), rec.chunks > 0)
             try:
                 data = await read(limit)
             except (TimeoutError, httpx.HTTPError) as exc:
+                now = loop.time()
                 ours = isinstance(exc, (TimeoutError, httpx.TimeoutException)) and (
-                    limit is not None and loop.time() >= limit - 1e-3
+                    limit is not None and now >= limit - 1e-3
                 )  # else the client's own read timeout, or a broken connection
                 if not ours:
                     raise APIConnectionError(
@@ -744,21 +769,13 @@ class BaseProvider:
                     ) from exc
                 with contextlib.suppress(Exception):
                     await response.aclose()
-                if deadline is not None and loop.time() >= deadline - 1e-3:
-                    raise LLMTimeoutError(
-                        f"the stream took longer than stream_timeout={cfg.stream_timeout}s",
-                        provider=self.name,
-                    ) from exc
-                raise LLMTimeoutError(
-                    f"no data for {chunk_timeout}s (chunk_timeout) after {rec.chunks} chunks",
-                    provider=self.name,
-                ) from exc
+                raise clock.expired(now, self.name, rec.chunks, rec.chunks > 0) from exc
             if not data:
                 rest = decoder.flush()
                 if rest:
                     yield rest
                 return
-            first = False
+            clock.received += len(data)
             items = feed(data)
             if items:
                 yield items
@@ -798,7 +815,7 @@ BodyReader = Callable[[float | None], Awaitable[bytes]]
 def _body_reader(response: httpx.Response) -> BodyReader:
     """`read(until)`: the body's next bytes as they arrive, b"" at its end, waiting no later
     than `until` (loop time; TimeoutError or httpx.ReadTimeout past it). Without a
-    content-encoding, our StreamTransport's own reader: no async-iterator layers and no
+    content-encoding, the engine's own reader (BODY_READER): no async-iterator layers and no
     timer per read. Otherwise httpx's decoded bytes, each wait under asyncio.timeout_at."""
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     identity = encoding in ("", "identity")
@@ -821,6 +838,38 @@ def _body_reader(response: httpx.Response) -> BodyReader:
             return b""
 
     return read
+
+
+_CLOSED_BODY = httpx.ByteStream(b"")
+
+
+async def _close(response: httpx.Response) -> None:
+    """Close a response and unlink it from its body stream (httpx makes them refer to each
+    other), so what a finished stream held is freed at once instead of by the cycle
+    collector, which is what a full collection with thousands of live streams costs."""
+    await response.aclose()
+    response.stream = _CLOSED_BODY
+
+
+def _without_read(timeout: httpx.Timeout) -> httpx.Timeout:
+    """The client's timeouts with no read limit (a stream's clock bounds its reads)."""
+    return httpx.Timeout(connect=timeout.connect, read=None, write=timeout.write, pool=timeout.pool)
+
+
+def _http_timeout_text(exc: httpx.TimeoutException) -> str:
+    kind = {
+        httpx.ConnectTimeout: "connect",
+        httpx.ReadTimeout: "read",
+        httpx.WriteTimeout: "write",
+        httpx.PoolTimeout: "pool",
+    }.get(type(exc))
+    try:
+        seconds = (exc.request.extensions.get("timeout") or {}).get(kind)
+    except RuntimeError:  # an error raised without its request
+        seconds = None
+    if kind is None:
+        return type(exc).__name__
+    return f"the HTTP {kind} timeout" + (f" of {seconds:g}s" if seconds else "") + " ran out"
 
 
 def _fail(rec: RequestMetrics, exc: LLMError) -> None:

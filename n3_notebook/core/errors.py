@@ -162,8 +162,40 @@ class APIConnectionError(LLMError):
     """The server could not be reached or the connection broke."""
 
 
+class TLSCertificateError(APIConnectionError):
+    """The server's TLS certificate was refused (unknown CA, expired, wrong host name).
+    Never retried; the message says which problem and how to fix it."""
+
+
 class LLMTimeoutError(LLMError):
-    """A request, stream or chunk took longer than allowed."""
+    """A request, stream or chunk took longer than allowed. `limit` names the limit that
+    fired (stream_timeout, chunk_timeout, first_token_timeout,
+    reasoning_first_token_timeout, or None for the HTTP timeout), `limit_seconds` its
+    value and `elapsed` the seconds since the request was sent."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str | None = None,
+        limit_seconds: float | None = None,
+        elapsed: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message, **kwargs)
+        self.limit = limit
+        self.limit_seconds = limit_seconds
+        self.elapsed = elapsed
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        _, args = super().__reduce__()
+        return (_rebuild_timeout, (args, self.limit, self.limit_seconds, self.elapsed))
+
+
+def _rebuild_timeout(args, limit, limit_seconds, elapsed):  # type: ignore[no-untyped-def]
+    err = _rebuild(*args)
+    err.limit, err.limit_seconds, err.elapsed = limit, limit_seconds, elapsed
+    return err
 
 
 class StreamProtocolError(LLMError):

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from .pool import ShardedTransport
-from .transport import StreamTransport
+from .tls import VerifyTypes
+from .transport import AiohttpTransport
 
-TRANSPORT_ENV = "N3_HTTP_TRANSPORT"
-
-DEFAULT_TIMEOUT = 60.0
+#: HTTP timeout of a whole (non-streamed) answer: long ones take minutes (streams are
+#: bounded by StreamConfig instead).
+DEFAULT_TIMEOUT = 600.0
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 100
 DEFAULT_MAX_KEEPALIVE = 20
@@ -39,29 +38,16 @@ def make_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
     return httpx.Timeout(timeout, connect=min(timeout, DEFAULT_CONNECT_TIMEOUT))
 
 
-_PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
-
-
 def make_client(
     timeout: float | httpx.Timeout | None,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_keepalive: int = DEFAULT_MAX_KEEPALIVE,
+    verify: VerifyTypes = True,
 ) -> httpx.AsyncClient:
-    """A client of our own, never following redirects (a key never follows one).
-
-    The transport is StreamTransport (fast with many live streams). With a proxy set in
-    the environment, httpx's own transport and proxy handling are used; with
-    N3_HTTP_TRANSPORT=httpx, httpx's pool split into shards (ShardedTransport)."""
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_keepalive)
-    if any(os.environ.get(v) for v in _PROXY_VARS):
-        return httpx.AsyncClient(
-            timeout=make_timeout(timeout), limits=limits, follow_redirects=False, trust_env=True
-        )
-    transport: httpx.AsyncBaseTransport
-    if os.environ.get(TRANSPORT_ENV, "").strip().lower() == "httpx":
-        transport = ShardedTransport(max_connections, max_keepalive)
-    else:
-        transport = StreamTransport(max_connections, max_keepalive)
+    """A client of our own on AiohttpTransport, never following redirects (a key never
+    follows one). TLS trust and proxies come from `verify` and the environment (see
+    core/tls.py and core/proxy.py); httpx's own environment handling stays off."""
+    transport = AiohttpTransport(max_connections, max_keepalive, verify=verify)
     return httpx.AsyncClient(
         timeout=make_timeout(timeout), transport=transport, follow_redirects=False, trust_env=False
     )

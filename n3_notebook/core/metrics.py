@@ -14,7 +14,11 @@ OUTCOMES = ("ok", "error", "cancelled", "timeout")
 
 @dataclass(slots=True)
 class RequestMetrics:
-    """What one request did: timings in seconds, counts, and how it ended."""
+    """What one request did: timings in seconds, counts, and how it ended.
+
+    queue_wait: seconds spent waiting for a concurrency slot before the request was sent
+    (counted by no timeout); time_to_first_token: from sending the request to the first
+    text; duration: the whole call, queue wait included."""
 
     provider: str
     model: str
@@ -30,6 +34,7 @@ class RequestMetrics:
     error_type: str | None = None
     status_code: int | None = None
     request_id: str | None = None
+    queue_wait: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -153,22 +154,52 @@ class StreamChunk:
     reasoning: str | None = None
 
 
+#: The one set of stream limits shared by the library, the magics, maps and the service.
+#: Chosen for real models: an answer of 4,000 tokens at 60 tokens/s takes 67 s, so no
+#: whole-stream limit; a reasoning model (o-series, gpt-5, Gemini thinking, Claude with a
+#: thinking budget) may send no text for minutes while it thinks, so its wait for the first
+#: text is long; once text flows, two minutes without a single byte (a ping, an SSE
+#: comment or a reasoning delta all count) means the stream is dead.
+DEFAULT_STREAM_TIMEOUT: float | None = None
+DEFAULT_CHUNK_TIMEOUT = 120.0
+DEFAULT_FIRST_TOKEN_TIMEOUT = 120.0
+DEFAULT_REASONING_FIRST_TOKEN_TIMEOUT = 600.0
+
+#: Environment variables StreamConfig.from_env() reads (the service's settings).
+STREAM_ENV = {
+    "stream_timeout": "N3_STREAM_TIMEOUT",
+    "chunk_timeout": "N3_CHUNK_TIMEOUT",
+    "first_token_timeout": "N3_FIRST_TOKEN_TIMEOUT",
+    "reasoning_first_token_timeout": "N3_REASONING_FIRST_TOKEN_TIMEOUT",
+}
+_LIMITS = tuple(STREAM_ENV)
+
+
 @dataclass(frozen=True, slots=True)
 class StreamConfig:
-    """Bounds on one stream.
+    """Bounds on one stream (seconds; None: no limit). The clocks start when the request
+    is sent: time spent waiting for a concurrency slot or a rate limit never counts.
 
-    stream_timeout: seconds the whole stream may take; chunk_timeout: seconds of silence
-    allowed between two chunks; max_chunks: stop after this many content chunks;
-    buffer_size: how many decoded chunks may wait for a slow consumer.
+    stream_timeout: the whole stream; chunk_timeout: silence once the answer has started
+    (any bytes count as life); max_chunks: stop after this many content chunks; buffer_size:
+    how many decoded chunks may wait for a slow consumer; first_token_timeout: from
+    sending the request to the first chunk of the answer (text or thinking);
+    reasoning_first_token_timeout: the same when the request asks for reasoning (or names
+    a reasoning model), whose thinking may be hidden.
+
+    The first four are the seed's fields, in the seed's order: StreamConfig(30, 5) still
+    means 30 s for the whole stream and 5 s of silence between chunks.
     """
 
-    stream_timeout: float | None = 30.0
-    chunk_timeout: float | None = 5.0
+    stream_timeout: float | None = DEFAULT_STREAM_TIMEOUT
+    chunk_timeout: float | None = DEFAULT_CHUNK_TIMEOUT
     max_chunks: int | None = None
     buffer_size: int = 100
+    first_token_timeout: float | None = DEFAULT_FIRST_TOKEN_TIMEOUT
+    reasoning_first_token_timeout: float | None = DEFAULT_REASONING_FIRST_TOKEN_TIMEOUT
 
     def __post_init__(self) -> None:
-        for name in ("stream_timeout", "chunk_timeout"):
+        for name in _LIMITS:
             v = getattr(self, name)
             if v is not None and not v > 0:  # also refuses NaN
                 raise ValueError(f"StreamConfig.{name} must be positive or None, got {v!r}")
@@ -176,6 +207,35 @@ class StreamConfig:
             raise ValueError(f"StreamConfig.max_chunks must be >= 1 or None, got {self.max_chunks}")
         if self.buffer_size < 1:
             raise ValueError(f"StreamConfig.buffer_size must be >= 1, got {self.buffer_size}")
+
+    def first_token_limit(self, reasoning: bool) -> tuple[str, float | None]:
+        """(name, seconds) of the limit on the wait for the first text."""
+        if reasoning:
+            return "reasoning_first_token_timeout", self.reasoning_first_token_timeout
+        return "first_token_timeout", self.first_token_timeout
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StreamConfig:
+        """The defaults, overridden by N3_STREAM_TIMEOUT, N3_CHUNK_TIMEOUT,
+        N3_FIRST_TOKEN_TIMEOUT and N3_REASONING_FIRST_TOKEN_TIMEOUT (seconds; 0 or "none"
+        for no limit). The service reads its limits this way."""
+        env = os.environ if environ is None else environ
+        values: dict[str, float | None] = {}
+        for field_name, var in STREAM_ENV.items():
+            raw = env.get(var, "").strip()
+            if not raw:
+                continue
+            if raw.lower() in ("0", "none", "off"):
+                values[field_name] = None
+                continue
+            try:
+                values[field_name] = float(raw)
+            except ValueError:
+                raise ValueError(
+                    f"{var}={raw!r} is not a number of seconds; set it to e.g. 300, or to 0 "
+                    "for no limit."
+                ) from None
+        return cls(**values)  # type: ignore[arg-type]
 
 
 @dataclass(slots=True)

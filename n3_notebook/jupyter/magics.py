@@ -18,8 +18,14 @@ from IPython.core.magic import Magics, line_cell_magic, magics_class
 from traitlets import Bool, Dict, Float, Int, Unicode, observe
 
 from ..core import registry
+from ..core.http import DEFAULT_TIMEOUT
 from ..core.offline import is_offline
 from ..core.pricing import set_price
+from ..core.types import (
+    DEFAULT_CHUNK_TIMEOUT,
+    DEFAULT_FIRST_TOKEN_TIMEOUT,
+    DEFAULT_REASONING_FIRST_TOKEN_TIMEOUT,
+)
 from .chain_cell import run_chain_cell, run_chain_line
 from .chain_commands import chain_command
 from .commands import COMMANDS, HELP
@@ -56,13 +62,22 @@ class LLMMagics(Magics):
     aliases = Dict(help="Extra model aliases: name -> provider:model.").tag(config=True)
     max_history = Int(10, help="Exchanges sent back with --chat.").tag(config=True)
     max_concurrent = Int(10, help="Concurrent requests per provider.").tag(config=True)
-    request_timeout = Float(60.0, help="HTTP timeout in seconds.").tag(config=True)
-    stream_timeout = Float(300.0, help="Seconds a whole stream may take (0: none).").tag(
-        config=True
-    )
-    chunk_timeout = Float(60.0, help="Seconds of silence allowed mid-stream (0: none).").tag(
-        config=True
-    )
+    # The library's limits (core/types.py says why these values); 0 means no limit.
+    request_timeout = Float(DEFAULT_TIMEOUT, help="HTTP timeout in seconds.").tag(config=True)
+    stream_timeout = Float(0.0, help="Seconds a whole stream may take (0: none).").tag(config=True)
+    chunk_timeout = Float(
+        DEFAULT_CHUNK_TIMEOUT, help="Seconds of silence allowed once text flows (0: none)."
+    ).tag(config=True)
+    first_token_timeout = Float(
+        DEFAULT_FIRST_TOKEN_TIMEOUT, help="Seconds to wait for the first text (0: none)."
+    ).tag(config=True)
+    reasoning_first_token_timeout = Float(
+        DEFAULT_REASONING_FIRST_TOKEN_TIMEOUT,
+        help="Seconds to wait for the first text when reasoning is requested (0: none).",
+    ).tag(config=True)
+    verify = Unicode(
+        "", help="TLS trust: '' default, 'system' (OS store), a CA file or directory, or 'off'."
+    ).tag(config=True)
     update_interval = Float(0.05, help="Seconds between widget frames.").tag(config=True)
     default_format = Unicode("markdown", help="markdown, text, code, json or html.").tag(
         config=True

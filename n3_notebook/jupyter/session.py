@@ -16,8 +16,16 @@ from ..chain import Chain
 from ..core import registry
 from ..core.base import BaseProvider
 from ..core.errors import ConfigurationError
+from ..core.http import DEFAULT_TIMEOUT
 from ..core.offline import is_offline
-from ..core.types import Message, StreamConfig
+from ..core.tls import verify_from_text
+from ..core.types import (
+    DEFAULT_CHUNK_TIMEOUT,
+    DEFAULT_FIRST_TOKEN_TIMEOUT,
+    DEFAULT_REASONING_FIRST_TOKEN_TIMEOUT,
+    Message,
+    StreamConfig,
+)
 from .defaults import default_model
 from .display import Display
 from .errors import CellError
@@ -33,9 +41,12 @@ class Settings:
     default_model: str = ""
     max_history: int = 10
     max_concurrent: int = 10
-    request_timeout: float = 60.0
-    stream_timeout: float = 300.0
-    chunk_timeout: float = 60.0
+    request_timeout: float = DEFAULT_TIMEOUT
+    stream_timeout: float = 0.0  # the library's limits (core/types.py); 0: no limit
+    chunk_timeout: float = DEFAULT_CHUNK_TIMEOUT
+    first_token_timeout: float = DEFAULT_FIRST_TOKEN_TIMEOUT
+    reasoning_first_token_timeout: float = DEFAULT_REASONING_FIRST_TOKEN_TIMEOUT
+    verify: str = ""  # TLS trust, as core.tls.verify_from_text reads it
     update_interval: float = 0.05
     default_format: str = "markdown"
     show_hint: bool = True
@@ -82,6 +93,7 @@ class NotebookSession:
                 model,
                 max_concurrent=self.settings.max_concurrent,
                 timeout=self.settings.request_timeout or None,
+                verify=verify_from_text(self.settings.verify),
             )
         return self.providers[key]
 
@@ -102,6 +114,8 @@ class NotebookSession:
         return StreamConfig(
             stream_timeout=timeout or self.settings.stream_timeout or None,
             chunk_timeout=self.settings.chunk_timeout or None,
+            first_token_timeout=self.settings.first_token_timeout or None,
+            reasoning_first_token_timeout=self.settings.reasoning_first_token_timeout or None,
         )
 
     async def aclose(self) -> None:

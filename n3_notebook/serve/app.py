@@ -50,7 +50,6 @@ from .settings import (
     DEFAULT_GRACE_PERIOD,
     DEFAULT_MAX_CONCURRENT,
     DEFAULT_MODEL_ENV,
-    DEFAULT_STREAM_CONFIG,
     FILE_ENV,
     GRACE_PERIOD_ENV,
     MAX_CONCURRENT_ENV,
@@ -145,7 +144,7 @@ def create_app(
         pool,
         lifecycle,
         metrics,
-        stream_config or DEFAULT_STREAM_CONFIG,
+        stream_config or StreamConfig.from_env(),  # DEFAULT_STREAM_CONFIG, N3_*_TIMEOUT over it
         ns,
         frozenset(models) if models is not None else None,
         limits,

@@ -26,8 +26,8 @@ CORS_ENV = "N3_SERVE_CORS_ORIGINS"
 DEFAULT_MAX_CONCURRENT = 1000
 DEFAULT_GRACE_PERIOD = 25.0
 OFFLINE_DEFAULT_MODEL = "emulator:demo"
-#: A server's streams may run long: bounds on the whole stream and on silence mid-stream.
-DEFAULT_STREAM_CONFIG = StreamConfig(stream_timeout=600.0, chunk_timeout=60.0)
+#: The library's stream limits (core/types.py says why); the app reads N3_*_TIMEOUT over them.
+DEFAULT_STREAM_CONFIG = StreamConfig()
 
 
 @dataclass(frozen=True)

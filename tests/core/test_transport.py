@@ -1,79 +1,21 @@
-"""StreamTransport against hand-written HTTP/1.1 responses from tiny loopback servers."""
+"""AiohttpTransport against hand-written HTTP/1.1 responses from tiny loopback servers."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
+import gzip
 
 import httpx
 import pytest
 
-from n3_notebook.core.transport import BODY_READER, StreamTransport, _Chunked
+from n3_notebook import APIConnectionError, OpenAIProvider, StreamConfig, StreamProtocolError
+from n3_notebook.core.transport import BODY_READER, AiohttpTransport
 
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@contextlib.asynccontextmanager
-async def server(handler: Handler):
-    """A loopback server running `handler` per connection; yields (url, stats)."""
-    stats = {"connections": 0, "closed": 0}
-
-    async def wrapped(reader, writer):
-        stats["connections"] += 1
-        try:
-            await handler(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        except asyncio.CancelledError:
-            pass  # the test ended while this connection was open; nothing to report
-        finally:
-            stats["closed"] += 1
-            writer.close()
-
-    srv = await asyncio.start_server(wrapped, "127.0.0.1", 0)
-    port = srv.sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", stats
-    finally:
-        srv.close()
-
-
-async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            length = int(line.split(b":")[1])
-    body = await reader.readexactly(length) if length else b""
-    if b"transfer-encoding: chunked" in head.lower():
-        parts = []
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
-            data = await reader.readexactly(size + 2)
-            if size == 0:
-                break
-            parts.append(data[:-2])
-        body = b"".join(parts)
-    return head, body
-
-
-def respond(*responses: bytes, keep_open: bool = True) -> Handler:
-    """Answer successive requests on a connection with these raw responses."""
-
-    async def handler(reader, writer):
-        for raw in responses:
-            await read_request(reader)
-            writer.write(raw)
-            await writer.drain()
-        if keep_open:
-            await reader.read()  # until the client closes
-
-    return handler
+from .loopback import Handler, http_response, openai_sse, read_request, respond, server
 
 
 def client(**kw) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=StreamTransport(**kw), timeout=5.0)
+    return httpx.AsyncClient(transport=AiohttpTransport(**kw), timeout=5.0)
 
 
 CHUNKED = (
@@ -93,31 +35,6 @@ async def test_chunked_length_and_keepalive_reuse():
         assert r1.http_version == "HTTP/1.1" and r1.reason_phrase == "OK"
         assert stats["connections"] == 1  # all three on one kept-alive connection
         assert c._transport.in_flight == 0 and c._transport.idle_connections == 1
-
-
-def test_chunked_decoder_any_split():
-    body = b"4\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0\r\n\r\nLEFTOVER"
-    for size in (1, 2, 3, 7, len(body)):
-        dec = _Chunked()
-        out, rest = b"", b""
-        for i in range(0, len(body), size):
-            payload, extra = dec.feed(body[i : i + size])
-            out += payload
-            rest += extra
-            if dec.done:
-                rest += body[i + size :]
-                break
-        assert out == b"Wikipedia in\r\n\r\nchunks."
-        assert dec.done and rest == b"LEFTOVER"
-
-
-@pytest.mark.parametrize(
-    "bad",
-    [b"zz\r\nhello\r\n0\r\n\r\n", b"5\r\nhelloXX0\r\n\r\n", b"-1\r\n\r\n"],
-)
-def test_chunked_decoder_rejects_garbage(bad):
-    with pytest.raises(httpx.RemoteProtocolError):
-        _Chunked().feed(bad)
 
 
 async def test_streamed_body_arrives_progressively():
@@ -245,7 +162,7 @@ async def test_connect_error_and_read_timeout():
         await read_request(reader)
         await asyncio.sleep(5)
 
-    slow = httpx.AsyncClient(transport=StreamTransport(), timeout=0.2)
+    slow = httpx.AsyncClient(transport=AiohttpTransport(), timeout=0.2)
     async with server(silent) as (url, _), slow as c:
         with pytest.raises(httpx.ReadTimeout):
             await c.get(url)
@@ -269,7 +186,7 @@ async def test_pool_limit_and_pool_timeout():
         await reader.read()
 
     async with server(handler) as (url, _):
-        t = StreamTransport(max_connections=2, max_keepalive=2)
+        t = AiohttpTransport(max_connections=2, max_keepalive=2)
         async with httpx.AsyncClient(transport=t, timeout=httpx.Timeout(5.0, pool=0.2)) as c:
             first = [asyncio.create_task(c.get(url)) for _ in range(2)]
             await asyncio.sleep(0.1)
@@ -367,7 +284,7 @@ async def test_one_timer_serves_many_reads_and_the_read_timeout_still_fires():
             armed.append(when)
         return real_call_at(when, callback, *args, **kw)
 
-    slow = httpx.AsyncClient(transport=StreamTransport(), timeout=httpx.Timeout(5.0, read=0.3))
+    slow = httpx.AsyncClient(transport=AiohttpTransport(), timeout=httpx.Timeout(5.0, read=0.3))
     async with server(_trickle(40, 0.005)) as (url, _), slow as c, c.stream("GET", url) as r:
         read = r.extensions[BODY_READER]
         loop.call_at = counting_call_at  # type: ignore[method-assign]
@@ -409,3 +326,45 @@ async def test_body_reader_returns_empty_at_the_end_and_reuses_the_connection():
                 assert got == b"000102"
                 assert await read() == b""
         assert stats["connections"] == 1
+
+
+async def test_gzip_encoded_sse_body_is_decoded_for_the_provider():
+    """A gzip-encoded event stream (some gateways compress SSE) reaches the decoder
+    decompressed: httpx decodes content-encoding, the transport passes bytes through."""
+    body = gzip.compress(openai_sse("Hel", "lo, ", "gzip"))
+    chunked = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (body[:10], body[10:])) + (
+        b"0\r\n\r\n"
+    )
+    raw = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\n"
+        b"transfer-encoding: chunked\r\n\r\n" + chunked
+    )
+    async with (
+        server(respond(raw)) as (url, _),
+        OpenAIProvider("m", api_key="sk-test", base_url=url + "/v1") as p,
+    ):
+        texts = [c.content async for c in p.stream_generate("hi")]
+    assert "".join(texts) == "Hello, gzip"
+
+
+async def test_server_closing_mid_body_is_a_connection_error_for_the_provider():
+    full = openai_sse("one", "two", "three")
+    cut = http_response(full)[: -len(full) // 2]
+
+    async def handler(reader, writer):
+        await read_request(reader)
+        writer.write(cut)
+        await writer.drain()
+        writer.close()
+
+    async with (
+        server(handler) as (url, _),
+        OpenAIProvider(
+            "m", api_key="sk-test", base_url=url + "/v1", stream_config=StreamConfig()
+        ) as p,
+    ):
+        got = []
+        with pytest.raises((APIConnectionError, StreamProtocolError)):
+            async for c in p.stream_generate("hi"):
+                got.append(c.content)
+        assert got and p.client._transport.in_flight == 0  # type: ignore[attr-defined]

@@ -18,13 +18,16 @@ from n3_notebook.core.types import (
 
 
 def test_stream_config_defaults_exactly() -> None:
+    """Issue #23's defaults: no whole-stream limit, 2 min of silence once text flows, 2 min
+    for the first text (10 min when reasoning is requested)."""
     cfg = StreamConfig()
     assert (cfg.stream_timeout, cfg.chunk_timeout, cfg.max_chunks, cfg.buffer_size) == (
-        30.0,
-        5.0,
+        None,
+        120.0,
         None,
         100,
     )
+    assert (cfg.first_token_timeout, cfg.reasoning_first_token_timeout) == (120.0, 600.0)
 
 
 def test_stream_config_positional_order() -> None:
@@ -55,6 +58,8 @@ def test_stream_config_none_means_unbounded() -> None:
         {"buffer_size": -1},
         {"stream_timeout": math.nan},
         {"chunk_timeout": math.nan},
+        {"first_token_timeout": 0},
+        {"reasoning_first_token_timeout": -1},
     ],
 )
 def test_stream_config_validation(kwargs: dict) -> None:

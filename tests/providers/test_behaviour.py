@@ -49,8 +49,8 @@ class TrackedBody:
 def test_stream_config_defaults():
     cfg = StreamConfig()
     assert (cfg.stream_timeout, cfg.chunk_timeout, cfg.max_chunks, cfg.buffer_size) == (
-        30.0,
-        5.0,
+        None,
+        120.0,
         None,
         100,
     )
