@@ -9,6 +9,9 @@ Routes (every one but /healthz behind the bearer tokens when any is set; see rou
                                   step_skipped, step_cancelled, chain_done, then `done`
     POST /v1/generate             {"prompt", "model", "system"?, "temperature"?, "max_tokens"?}
     POST /v1/generate/stream      the same as SSE: token ..., then `done` (or `error`, `done`)
+    POST /v1/chat/completions     OpenAI's Chat Completions (JSON or chat.completion.chunk SSE):
+                                  a route, a model string or chain:NAME (openai_compat.py)
+    GET  /v1/models               the routes, chains and models, OpenAI's list shape
     GET  /chains                  names, inputs (required / default), steps with their models
     GET  /healthz                 {"status": "ok"}; 503 {"status": "draining"} while shutting down
     GET  /metrics                 Prometheus text format
@@ -18,7 +21,9 @@ This module assembles the app from its parts: settings.py (environment), catalog
 chains and their models), routes.py and work.py (the endpoints and what they run),
 handlers.py (errors), the middleware (auth.py: tokens; limits.py: the body; headers.py:
 security headers; metrics.py: metrics and access log) and tokens.py, settings.py's
-Limits. protocol.py bounds what comes before the app: a request's head and its timing."""
+Limits. protocol.py bounds what comes before the app: a request's head and its timing.
+The OpenAI-compatible gateway: openai_compat.py and openai_wire.py (routes, wire format),
+routing.py (fallbacks, key pools, breakers), gateway_config.py (the TOML file), budgets.py."""
 
 from __future__ import annotations
 
@@ -36,21 +41,25 @@ from ..core.redact import register_secret
 from ..core.types import StreamConfig
 from .auth import BearerAuth
 from .catalog import named_chains, resolve_models
+from .gateway_config import GatewayConfig, load_gateway_config
 from .handlers import install_error_handlers
 from .headers import SecurityHeaders
 from .jobs import Lifecycle
 from .limits import BodyLimit
 from .loader import load_chains
 from .metrics import MetricsMiddleware, ServiceMetrics
+from .openai_compat import add_openai_routes
 from .pacing import PACED_INTERVAL, LoadPacer
 from .providers import ProviderFactory, ProviderPool
 from .routes import add_routes
+from .routing import Gateway, Router
 from .settings import (
     CORS_ENV,
     DEFAULT_GRACE_PERIOD,
     DEFAULT_MAX_CONCURRENT,
     DEFAULT_MODEL_ENV,
     FILE_ENV,
+    GATEWAY_CONFIG_ENV,
     GRACE_PERIOD_ENV,
     MAX_CONCURRENT_ENV,
     PACING_ENV,
@@ -81,6 +90,7 @@ def create_app(
     limits: Limits | None = None,
     cors_origins: Sequence[str] | None = None,
     access_log: bool = True,
+    gateway_config: GatewayConfig | str | os.PathLike[str] | None = None,
 ) -> FastAPI:
     """A FastAPI app serving these chains (a dict name -> Chain, or a list of named chains).
 
@@ -97,12 +107,15 @@ def create_app(
       LoadPacer with the interval N3_SERVE_PACING_INTERVAL or 0.1 s; interval 0 writes
       every read at once, always).
     tokens: more bearer tokens, name -> token or ApiToken (with its own concurrency
-      limit); token_file: a file of `NAME TOKEN [max_concurrent=N]` lines (None reads
+      limit); token_file: a file of `NAME TOKEN [key=value ...]` lines (tokens.py) (None reads
       N3_SERVE_TOKEN_FILE). Every source adds to the accepted tokens; with none, no auth.
     limits: the request bounds (default: Limits.from_env(), i.e. N3_SERVE_MAX_BODY_BYTES
       and friends). cors_origins: origins a browser may call from (None reads
       N3_SERVE_CORS_ORIGINS, comma-separated; empty: no CORS headers at all).
     access_log: one line per request on the `n3_notebook.serve.access` logger.
+    gateway_config: the OpenAI-compatible gateway's routes, key pools, limits and breaker
+      (a GatewayConfig or a TOML file; None reads N3_SERVE_GATEWAY_CONFIG; see
+      gateway_config.py). Without one, /v1/chat/completions takes model strings and chains.
     """
     named = named_chains(chains)
     if token is None:
@@ -131,6 +144,13 @@ def create_app(
     step_models = resolve_models(named, default_model, check_keys=provider_factory is None)
     metrics = ServiceMetrics()
     pool = ProviderPool(provider_factory, metrics.observe_upstream, limit)
+    if gateway_config is None:
+        gateway_config = os.environ.get(GATEWAY_CONFIG_ENV) or None
+    if gateway_config is None:
+        gateway_config = GatewayConfig()
+    elif not isinstance(gateway_config, GatewayConfig):
+        gateway_config = load_gateway_config(gateway_config)
+    router = Router(gateway_config, pool.make_upstream, metrics.registry)
     if pacer is None:
         interval = env_float(PACING_ENV, PACED_INTERVAL)
         try:
@@ -149,6 +169,7 @@ def create_app(
         frozenset(models) if models is not None else None,
         limits,
         tuple(t.name for t in accepted),
+        Gateway(router, accepted),
     )
 
     @asynccontextmanager
@@ -159,6 +180,7 @@ def create_app(
             yield
         finally:
             await lifecycle.close()
+            await router.aclose()
             await pool.aclose()
 
     app = FastAPI(
@@ -170,6 +192,7 @@ def create_app(
     app.state.n3 = state
     install_error_handlers(app)
     add_routes(app, state)
+    add_openai_routes(app, state)
     # Outermost last: metrics and access log see every answer, CORS answers preflights
     # before auth, auth refuses before any body is read.
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, timeout=limits.body_timeout)

@@ -11,6 +11,10 @@ grace period, then they are stopped cleanly (streams end with an `error` event o
 "shutdown" and `done`). With several workers, /metrics covers all of them (a temporary
 PROMETHEUS_MULTIPROC_DIR unless one is set).
 
+--config gateway.toml configures the OpenAI-compatible gateway (/v1/chat/completions):
+routes with fallbacks, key pools, per-upstream limits, the circuit breaker; it is checked
+here too, and an error names the file, the line and the key.
+
 Listening on an address other machines can reach needs a token (N3_SERVE_TOKEN or
 --token-file) or --insecure-no-auth (see exposure.py). The request bounds (settings.py's
 Limits) come from N3_SERVE_* variables, a few of them from flags here; the bounds on a
@@ -36,6 +40,7 @@ from uvicorn.supervisors import Multiprocess
 
 from .app import create_app
 from .exposure import InsecureBindError, check_exposure
+from .gateway_config import GatewayConfigError
 from .loader import ChainFileError, load_chains
 from .loop import FACTORY as LOOP_FACTORY
 from .metrics import access_logger
@@ -46,6 +51,7 @@ from .settings import (
     DEFAULT_MAX_CONCURRENT,
     DEFAULT_MODEL_ENV,
     FILE_ENV,
+    GATEWAY_CONFIG_ENV,
     GRACE_PERIOD_ENV,
     INSECURE_ENV,
     MAX_CONCURRENT_ENV,
@@ -95,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         "--token-file",
         default=None,
         metavar="PATH",
-        help=f"bearer tokens, one `NAME TOKEN [max_concurrent=N]` a line (besides ${TOKEN_ENV}; "
+        help=f"bearer tokens, one `NAME TOKEN [key=value ...]` a line (besides ${TOKEN_ENV}; "
         f"default: ${TOKEN_FILE_ENV})",
     )
     p.add_argument(
@@ -130,6 +136,13 @@ def _parser() -> argparse.ArgumentParser:
         f"(default: ${limit_env('request_timeout')} or {defaults.request_timeout:g})",
     )
     p.add_argument(
+        "--config",
+        default=None,
+        metavar="TOML",
+        help="the OpenAI-compatible gateway's routes, key pools, limits and circuit breaker "
+        f"(a TOML file; default: ${GATEWAY_CONFIG_ENV})",
+    )
+    p.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     p.add_argument("--no-access-log", action="store_true", help="do not log every request")
@@ -153,6 +166,8 @@ def _pass_to_workers(args: argparse.Namespace, path: str) -> None:
         os.environ[limit_env("max_body_bytes")] = str(args.max_body_bytes)
     if args.request_timeout is not None:
         os.environ[limit_env("request_timeout")] = repr(args.request_timeout)
+    if args.config:
+        os.environ[GATEWAY_CONFIG_ENV] = os.path.abspath(args.config)
 
 
 def _log_config(level: str, access_log: bool) -> dict[str, Any]:
@@ -200,6 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         warning = check_exposure(args.host, bool(app.state.n3.token_names), insecure)
     except InsecureBindError as exc:
         print(exc, file=sys.stderr)
+        return 2
+    except GatewayConfigError as exc:
+        print(f"cannot use the gateway configuration: {exc}", file=sys.stderr)
         return 2
     except (ChainFileError, ValueError) as exc:
         print(f"cannot serve {args.file}: {exc}", file=sys.stderr)

@@ -14,6 +14,8 @@ from ..core.redact import redact
 from .errors import ServeError, error_body, from_exception
 from .jobs import json_error
 from .limits import ERROR_TYPES
+from .openai_wire import CHAT_ROUTE
+from .openai_wire import error_body as openai_error_body
 from .sse import dumps
 
 logger = logging.getLogger("n3_notebook.serve")
@@ -38,7 +40,13 @@ def install_error_handlers(app: FastAPI) -> None:
                 msg = "unknown field"
             parts.append(f"{where}: {msg}")
             details.append({"field": where, "message": msg, "type": e.get("type")})
-        body = error_body("invalid_request", "; ".join(parts) or "invalid request", errors=details)
+        message = "; ".join(parts) or "invalid request"
+        if request.url.path.endswith(CHAT_ROUTE):  # OpenAI's shape and status
+            err = ServeError(
+                400, "invalid_request", message, param=details[0]["field"] if details else None
+            )
+            return Response(dumps(openai_error_body(err)), 400, media_type="application/json")
+        body = error_body("invalid_request", message, errors=details)
         return Response(dumps(body), 422, media_type="application/json")
 
     @app.exception_handler(StarletteHTTPException)

@@ -151,6 +151,7 @@ class Output:
         "_raw_send",
         "_send",
         "buf",
+        "error_body",
         "final",
         "first_token_at",
         "gone",
@@ -161,6 +162,7 @@ class Output:
         "sse",
         "start",
         "started",
+        "stream_error",
         "t0",
     )
 
@@ -187,6 +189,10 @@ class Output:
         self.gone = False
         self.next_id = 1
         self.first_token_at: float | None = None
+        #: The JSON body of an error answer (the OpenAI-compatible routes use OpenAI's shape).
+        self.error_body: Callable[[ServeError], Any] = ServeError.body
+        #: How an error ends a stream that has begun (None: `error` and `done` events).
+        self.stream_error: Callable[[ServeError], None] | None = None
 
     # -- for the work --------------------------------------------------------------
     def json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
@@ -198,7 +204,11 @@ class Output:
         self.final = body
 
     def error(self, err: ServeError) -> None:
-        self.json(err.status, err.body(), err.headers)
+        self.json(err.status, self.error_body(err), err.headers)
+
+    def data(self, chunk: bytes) -> None:
+        """Raw bytes of the stream (already framed), sent with the next flush."""
+        self.buf += chunk
 
     def start_sse(self) -> None:
         self.sse = True
@@ -392,6 +402,8 @@ class Job(Response):
         try:
             if err is not None and not out.started and out.final is None:
                 out.error(err)
+            elif err is not None and out.sse and out.stream_error is not None:
+                out.stream_error(err)
             elif err is not None and out.sse:
                 out.event("error", err.body())
                 out.event("done", {"ok": False, "reason": err.type})

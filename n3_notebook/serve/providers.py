@@ -17,6 +17,7 @@ from typing import Any
 from ..core.base import BaseProvider
 from ..core.metrics import MetricsCallback, RequestMetrics
 from ..core.registry import create_provider
+from ..core.retry import RetryConfig
 from .errors import ServeError
 
 logger = logging.getLogger("n3_notebook.serve")
@@ -71,6 +72,34 @@ class ProviderPool:
         provider = self._create(spec)
         self._client_made += 1
         return provider
+
+    def make_upstream(
+        self, spec: str, api_key: str | None, retry: RetryConfig | None
+    ) -> BaseProvider:
+        """A new provider for the gateway's router (which keeps and closes it): with this
+        API key (None: the provider's usual one) and retry policy (None: the default). A
+        provider_factory given to the app makes it instead (its own key; the retry policy
+        is set on what it returns)."""
+        if self._factory is not None:
+            provider = self._factory(spec)
+            if retry is not None:
+                provider.retry = retry
+            self._chain_metrics(provider)
+            return provider
+        n = self._max_concurrent
+        options: dict[str, Any] = {}
+        if api_key is not None:
+            options["api_key"] = api_key
+        if retry is not None:
+            options["retry"] = retry
+        return create_provider(
+            spec,
+            max_concurrent=n,
+            max_connections=n,
+            max_keepalive=n,
+            on_metrics=self._on_metrics,
+            **options,
+        )
 
     def _create(self, spec: str) -> BaseProvider:
         if self._factory is not None:

@@ -10,6 +10,7 @@ from ..core.types import StreamConfig
 from .jobs import Lifecycle
 from .metrics import ServiceMetrics
 from .providers import ProviderPool
+from .routing import Gateway
 from .settings import Limits
 
 
@@ -27,6 +28,7 @@ class ServeState:
     allowed_models: frozenset[str] | None
     limits: Limits
     token_names: tuple[str, ...]  # names only: the tokens stay in the auth middleware
+    gateway: Gateway  # the OpenAI-compatible routes' router, token models and budgets
 
 
 __all__ = ["ServeState"]

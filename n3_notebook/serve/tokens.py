@@ -1,5 +1,6 @@
 """Bearer tokens: each has a name (what logs and metrics show; the token itself never
-leaves this module's objects) and its own concurrency limit.
+leaves this module's objects), its own concurrency limit, and for the OpenAI-compatible
+gateway the models it may use and its budget per minute.
 
 Tokens come from N3_SERVE_TOKEN (one token named "default"), from create_app(token=...,
 tokens=...), and from a token file (--token-file, N3_SERVE_TOKEN_FILE), one token a line:
@@ -7,9 +8,13 @@ tokens=...), and from a token file (--token-file, N3_SERVE_TOKEN_FILE), one toke
     # name     token                              options
     alice      4f1c0d8e6b7a4f0e9d2c1b0a98765432   max_concurrent=8
     ci-bot     0a1b2c3d4e5f60718293a4b5c6d7e8f9
+    app        9f8e7d6c5b4a39281706f5e4d3c2b1a0   models=fast,chain:summary requests_per_minute=60
     # a line with a token alone names it "default" (a Docker or Kubernetes secret file)
 
-`#` starts a comment; names are letters, digits and _ . @ -."""
+`#` starts a comment; names are letters, digits and _ . @ -. Options (`key=value`):
+max_concurrent (requests running at once in a worker), models (comma-separated names a
+client may send as `model` to /v1/chat/completions: routes, model strings, chain:NAME;
+absent: any), requests_per_minute and tokens_per_minute (the token's budget in a worker)."""
 
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 #: Shorter tokens are accepted with a warning (guessable; `python -c "import secrets;
 #: print(secrets.token_urlsafe(32))"` makes a good one).
 MIN_TOKEN_CHARS = 16
+NUMBER_OPTIONS = ("max_concurrent", "requests_per_minute", "tokens_per_minute")
 
 
 class TokenFileError(ValueError):
@@ -36,11 +42,15 @@ class TokenFileError(ValueError):
 
 @dataclass(frozen=True)
 class ApiToken:
-    """One accepted bearer token. `max_concurrent` None: the app's per-token default."""
+    """One accepted bearer token. `max_concurrent` None: the app's per-token default;
+    `models` None: every model; budgets None: unbounded."""
 
     name: str
     token: str = field(repr=False)
     max_concurrent: int | None = None
+    models: frozenset[str] | None = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
 
     def __post_init__(self) -> None:
         if not TOKEN_NAME.match(self.name):
@@ -50,8 +60,15 @@ class ApiToken:
             )
         if not self.token or any(c.isspace() for c in self.token):
             raise ValueError(f"token {self.name!r} is empty or contains whitespace")
-        if self.max_concurrent is not None and self.max_concurrent < 1:
-            raise ValueError(f"token {self.name!r}: max_concurrent must be at least 1")
+        for option in ("max_concurrent", "requests_per_minute", "tokens_per_minute"):
+            value = getattr(self, option)
+            if value is not None and value < 1:
+                raise ValueError(f"token {self.name!r}: {option} must be at least 1")
+        if self.models is not None and not self.models:
+            raise ValueError(f"token {self.name!r}: models= lists no model")
+
+    def may_use(self, model: str) -> bool:
+        return self.models is None or model in self.models
 
 
 def load_token_file(path: str | os.PathLike[str]) -> list[ApiToken]:
@@ -76,17 +93,22 @@ def load_token_file(path: str | os.PathLike[str]) -> list[ApiToken]:
             name, secret, options = DEFAULT_NAME, fields[0], []
         else:
             name, secret, options = fields[0], fields[1], fields[2:]
-        limit: int | None = None
+        numbers: dict[str, int] = {}
+        models: frozenset[str] | None = None
         for option in options:
             key, _, value = option.partition("=")
-            if key != "max_concurrent" or not value.isdigit():
+            if key == "models":
+                models = frozenset(m.strip() for m in value.split(",") if m.strip())
+            elif key in NUMBER_OPTIONS and value.isdigit():
+                numbers[key] = int(value)
+            else:
                 raise TokenFileError(
-                    f"{where}: unknown option {key!r}; a line is `NAME TOKEN "
-                    "[max_concurrent=N]`, or a token alone"
+                    f"{where}: unknown option or value {key!r}; a line is `NAME TOKEN "
+                    "[max_concurrent=N] [models=A,B] [requests_per_minute=N] "
+                    "[tokens_per_minute=N]`, or a token alone"
                 )
-            limit = int(value)
         try:
-            tokens.append(ApiToken(name, secret, limit))
+            tokens.append(ApiToken(name, secret, models=models, **numbers))
         except ValueError as exc:
             raise TokenFileError(f"{where}: {exc}") from None
     if not tokens:
@@ -133,6 +155,7 @@ def _check_unique(tokens: Iterable[ApiToken]) -> None:
 __all__ = [
     "DEFAULT_NAME",
     "MIN_TOKEN_CHARS",
+    "NUMBER_OPTIONS",
     "ApiToken",
     "TokenFileError",
     "collect_tokens",

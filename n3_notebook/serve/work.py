@@ -31,7 +31,7 @@ def _chain_providers(state: ServeState, name: str) -> ServeError | None:
     return None
 
 
-def _chain_start(
+def chain_start(
     state: ServeState, name: str, inputs: dict[str, Any], out: Output
 ) -> tuple[Any, ChainResult] | None:
     """The chain's event batches and the result they fill in; None, with the error already
@@ -68,7 +68,7 @@ def _fallback(chain: Chain, models: dict[str, str]) -> str | None:
 
 def chain_run(state: ServeState, name: str, inputs: dict[str, Any]) -> Work:
     async def work(out: Output) -> None:
-        started = _chain_start(state, name, inputs, out)
+        started = chain_start(state, name, inputs, out)
         if started is None:
             return
         gen, result = started
@@ -96,7 +96,7 @@ def chain_run(state: ServeState, name: str, inputs: dict[str, Any]) -> Work:
 
 def chain_stream(state: ServeState, name: str, inputs: dict[str, Any]) -> Work:
     async def work(out: Output) -> None:
-        started = _chain_start(state, name, inputs, out)
+        started = chain_start(state, name, inputs, out)
         if started is None:
             return
         gen, result = started
@@ -259,4 +259,4 @@ def generate_stream(state: ServeState, req: GenerateRequest) -> Work:
     return work
 
 
-__all__ = ["chain_run", "chain_stream", "generate", "generate_stream"]
+__all__ = ["chain_run", "chain_start", "chain_stream", "generate", "generate_stream"]

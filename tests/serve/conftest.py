@@ -52,6 +52,7 @@ def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "N3_SERVE_TOKEN_FILE",
         "N3_SERVE_INSECURE_NO_AUTH",
         "N3_SERVE_CORS_ORIGINS",
+        "N3_SERVE_GATEWAY_CONFIG",
         *(f"N3_SERVE_{f.upper()}" for f in Limits.__dataclass_fields__),
     ):
         monkeypatch.delenv(var, raising=False)
