@@ -303,7 +303,17 @@ def chat_stream(state: ServeState, plan: ChatPlan) -> Work:
 # -- chains ------------------------------------------------------------------------------
 def chain_inputs(name: str, chain: Chain, messages: list[Message]) -> dict[str, Any]:
     """A chain's inputs from the last user message: a JSON object in it is the inputs;
-    plain text goes to the one required input (or the one input)."""
+    plain text goes to the one required input (or the one input). Checked against the
+    chain's inputs (a 400 naming them)."""
+    given = _given_inputs(name, chain, messages)
+    try:
+        chain.resolve_inputs(given)
+    except ChainError as exc:
+        raise ServeError(400, "chain_inputs", f"chain {name!r}: {exc}", param="messages") from None
+    return given
+
+
+def _given_inputs(name: str, chain: Chain, messages: list[Message]) -> dict[str, Any]:
     text = next((m.content for m in reversed(messages) if m.role == "user"), "")
     stripped = text.strip()
     if stripped.startswith("{"):
