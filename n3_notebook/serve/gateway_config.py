@@ -90,7 +90,7 @@ def parse_gateway_config(text: str, source: str = "<config>") -> GatewayConfig:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise GatewayConfigError(f"{source}: not valid TOML: {exc}") from None
+        raise GatewayConfigError(_syntax_error(str(exc), text, source)) from None
     where = _Where(text, source)
     for name in data:
         if name not in TABLES:
@@ -104,6 +104,20 @@ def parse_gateway_config(text: str, source: str = "<config>") -> GatewayConfig:
     limits = _limits(_table(data, "limits", where), where)
     breaker = _breaker(_table(data, "breaker", where), where)
     return GatewayConfig(routes, keys, limits, breaker, source)
+
+
+def _syntax_error(message: str, text: str, source: str) -> str:
+    """tomllib's message with its position first, like every other error here."""
+    m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", message)
+    if m:
+        at = f", line {m.group(1)}, column {m.group(2)}"
+        message = message[: m.start()]
+    elif message.endswith("(at end of document)"):
+        at = f", line {max(1, len(text.splitlines()))} (the end)"
+        message = message[: -len("(at end of document)")].rstrip()
+    else:
+        at = ""
+    return f"{source}{at}: not valid TOML: {message}"
 
 
 class _Where:
