@@ -24,6 +24,7 @@ BENCHMARKS: list[str] = [
     "widget_cost",
     "seed_claims",
     "service",
+    "gateway",
 ]
 
 
