@@ -21,7 +21,6 @@ and would not see our error classes."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -244,9 +243,6 @@ class Router:
                 provider = self._provider(up, key, is_last and k == len(keys) - 1)
                 try:
                     result = await attempt(provider)
-                except asyncio.CancelledError:
-                    up.breaker.release()
-                    raise
                 except LLMError as exc:
                     if not is_fallback_error(exc):
                         up.breaker.release()
@@ -264,6 +260,9 @@ class Router:
                     reason = type(exc).__name__
                     self.fallbacks.labels(label(spec), label(reason)).inc()
                     break
+                except BaseException:  # cancelled, or not the upstream's fault: no verdict
+                    up.breaker.release()
+                    raise
                 up.breaker.success()
                 self._show(up)
                 return Served(up, provider, estimate), result
