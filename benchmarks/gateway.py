@@ -48,6 +48,8 @@ MODEL = f"bench-{TOKENS}-{DELAY_MS}"
 RAMP_RATE = 500.0  # new streams per second
 REPEATS = 1
 KEY = "sk-bench-gateway-not-a-real-key"
+#: Both gateways authenticate their clients (LiteLLM's proxy refuses to start without a key).
+CLIENT_TOKEN = "sk-bench-gateway-client-token-0123456789"
 LITELLM_VENV = Path(os.environ.get("LITELLM_VENV", "/tmp/litellm-venv"))  # nosec B108  # a benchmark's scratch venv
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = [
@@ -82,11 +84,12 @@ model_list:
 """
 
 
-def _spec(port: int, model: str, n: int) -> dict[str, Any]:
+def _spec(port: int, model: str, n: int, token: str | None = CLIENT_TOKEN) -> dict[str, Any]:
     return {
         "host": "127.0.0.1",
         "port": port,
         "path": "/v1/chat/completions",
+        "headers": {"authorization": f"Bearer {token}"} if token else {},
         "body": {
             "model": model,
             "stream": True,
@@ -190,6 +193,8 @@ def _n3(tmp: Path, upstream: str, workers: int) -> _Target:
     env = _base_env()
     env.update(
         PYTHONPATH=str(ROOT),
+        N3_SERVE_TOKEN=CLIENT_TOKEN,
+        N3_SERVE_MAX_CONCURRENT_PER_TOKEN="5000",  # one client token carries every stream
         OPENAI_API_KEY=KEY,
         OPENAI_BASE_URL=f"{upstream}/v1",
         ANTHROPIC_API_KEY=KEY,
@@ -226,7 +231,14 @@ def litellm_python() -> tuple[Path | None, str]:
 def _litellm(exe: Path, tmp: Path, upstream: str, workers: int) -> _Target:
     (tmp / "litellm.yaml").write_text(LITELLM_YAML.format(model=MODEL, upstream=upstream, key=KEY))
     env = _base_env()
-    env.update(LITELLM_LOG="ERROR", LITELLM_TELEMETRY="False", DISABLE_SCHEMA_UPDATE="True")
+    env.update(
+        LITELLM_MASTER_KEY=CLIENT_TOKEN,
+        # the upstream repeats one token; LiteLLM stops a stream after 100 identical chunks
+        REPEATED_STREAMING_CHUNK_LIMIT=str(TOKENS * 10),
+        LITELLM_LOG="ERROR",
+        LITELLM_TELEMETRY="False",
+        DISABLE_SCHEMA_UPDATE="True",
+    )
     argv = [
         str(exe), "--config", str(tmp / "litellm.yaml"), "--host", "127.0.0.1",
         "--port", "{port}", "--num_workers", str(workers),
@@ -277,7 +289,9 @@ def run(quick: bool = False) -> dict[str, Any]:
                     t.wait_ready()
                     _measure(t, model, 10)  # warm-up: imports, providers, connections
                 for n in levels:
-                    directs = [_run_loadgen(_spec(upstream_port, MODEL, n)) for _ in range(REPEATS)]
+                    directs = [
+                        _run_loadgen(_spec(upstream_port, MODEL, n, None)) for _ in range(REPEATS)
+                    ]
                     direct = _median_run(directs)
                     rows.append(_row(f"direct @ C={n}", direct, None))
                     for t, model in targets:

@@ -181,10 +181,11 @@ class _LoadGen:
 
 async def _load(spec: dict[str, Any]) -> dict[str, Any]:
     body = json.dumps(spec["body"]).encode()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in spec.get("headers", {}).items()).encode()
     request = (
         b"POST %s HTTP/1.1\r\nhost: %s\r\ncontent-type: application/json\r\n"
-        b"content-length: %d\r\n\r\n%s"
-        % (spec["path"].encode(), spec["host"].encode(), len(body), body)
+        b"%scontent-length: %d\r\n\r\n%s"
+        % (spec["path"].encode(), spec["host"].encode(), extra, len(body), body)
     )
     gen = _LoadGen(
         spec["host"],
