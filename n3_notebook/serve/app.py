@@ -68,6 +68,7 @@ from .settings import (
     Limits,
     env_float,
 )
+from .shared_budgets import REDIS_URL_ENV, RedisStore
 from .state import ServeState
 from .tokens import ApiToken, collect_tokens
 
@@ -91,6 +92,7 @@ def create_app(
     cors_origins: Sequence[str] | None = None,
     access_log: bool = True,
     gateway_config: GatewayConfig | str | os.PathLike[str] | None = None,
+    redis_url: str | None = None,
 ) -> FastAPI:
     """A FastAPI app serving these chains (a dict name -> Chain, or a list of named chains).
 
@@ -116,6 +118,8 @@ def create_app(
     gateway_config: the OpenAI-compatible gateway's routes, key pools, limits and breaker
       (a GatewayConfig or a TOML file; None reads N3_SERVE_GATEWAY_CONFIG; see
       gateway_config.py). Without one, /v1/chat/completions takes model strings and chains.
+    redis_url: where the gateway's budgets (per upstream, per token) are shared by every
+      worker and instance (None reads N3_REDIS_URL; unset: each worker keeps its own).
     """
     named = named_chains(chains)
     if token is None:
@@ -150,7 +154,9 @@ def create_app(
         gateway_config = GatewayConfig()
     elif not isinstance(gateway_config, GatewayConfig):
         gateway_config = load_gateway_config(gateway_config)
-    router = Router(gateway_config, pool.make_upstream, metrics.registry)
+    redis_url = redis_url or os.environ.get(REDIS_URL_ENV) or None
+    store = RedisStore(redis_url) if redis_url else None
+    router = Router(gateway_config, pool.make_upstream, metrics.registry, store=store)
     if pacer is None:
         interval = env_float(PACING_ENV, PACED_INTERVAL)
         try:
@@ -181,6 +187,8 @@ def create_app(
         finally:
             await lifecycle.close()
             await router.aclose()
+            if store is not None:
+                await store.aclose()
             await pool.aclose()
 
     app = FastAPI(

@@ -81,7 +81,16 @@ def openai_error(err: ServeError) -> Response:
 class ChatPlan:
     """A checked request: what to call, with what, and what it is charged."""
 
-    __slots__ = ("chain", "estimate", "include_usage", "messages", "model", "params", "token")
+    __slots__ = (
+        "chain",
+        "estimate",
+        "include_usage",
+        "messages",
+        "model",
+        "params",
+        "shared",
+        "token",
+    )
 
     def __init__(
         self,
@@ -100,6 +109,24 @@ class ChatPlan:
         self.estimate = estimate
         self.token = token
         self.chain = chain
+        self.shared = False  # the token's budget was charged in Redis
+
+
+async def charge_token(state: ServeState, plan: ChatPlan) -> None:
+    """Charge the request to its token's budget; a 429 with Retry-After when it is spent."""
+    token = plan.token
+    budget = state.gateway.budgets.get(token) if token is not None else None
+    if budget is None:
+        return
+    wait, plan.shared = await budget.take(plan.estimate)
+    if wait > 0:
+        raise ServeError(
+            429,
+            "token_budget_exceeded",
+            f"the token {token!r} has spent its requests or tokens per minute; retry in "
+            f"{wait:.1f} s",
+            {"retry-after": str(max(1, int(wait + 0.999)))},
+        )
 
 
 def _text(content: Any, index: int) -> str:
@@ -137,7 +164,7 @@ def _messages(req: ChatCompletionRequest) -> list[Message]:
 
 def plan_chat(state: ServeState, req: ChatCompletionRequest, token: str | None) -> ChatPlan:
     """Check a request before anything is called: model, messages, limits, the token's
-    models and budget. Raises ServeError (answered in OpenAI's shape)."""
+    models. Raises ServeError (answered in OpenAI's shape)."""
     gw = state.gateway
     model = req.model.strip()
     if not gw.may_use(token, model):
@@ -191,17 +218,6 @@ def plan_chat(state: ServeState, req: ChatCompletionRequest, token: str | None) 
         if v is not None
     }
     estimate = estimate_tokens(texts, max_tokens)
-    budget = gw.budgets.get(token) if token is not None else None
-    if budget is not None:
-        wait = budget.take(estimate)
-        if wait > 0:
-            raise ServeError(
-                429,
-                "token_budget_exceeded",
-                f"the token {token!r} has spent its requests or tokens per minute; retry in "
-                f"{wait:.1f} s",
-                {"retry-after": str(max(1, int(wait + 0.999)))},
-            )
     include = bool(req.stream_options and req.stream_options.include_usage)
     return ChatPlan(model, messages, params, include, estimate, token, chain)
 
@@ -217,12 +233,12 @@ def _no_model(state: ServeState, model: str) -> ServeError:
     )
 
 
-def _settle(state: ServeState, plan: ChatPlan, served: Served | None, tokens: int) -> None:
+async def _settle(state: ServeState, plan: ChatPlan, served: Served | None, tokens: int) -> None:
     if served is not None:
-        state.gateway.router.settle(served, tokens)
+        await state.gateway.router.settle(served, tokens)
     budget = state.gateway.budgets.get(plan.token) if plan.token is not None else None
     if budget is not None:
-        budget.settle(plan.estimate, tokens)
+        await budget.settle(plan.estimate, tokens, plan.shared)
 
 
 def _openai_output(out: Output) -> None:
@@ -243,10 +259,10 @@ def chat_complete(state: ServeState, plan: ChatPlan) -> Work:
                 plan.model, plan.estimate, complete_attempt(plan.messages, plan.params)
             )
         except (LLMError, ServeError) as exc:
-            _settle(state, plan, None, 0)
+            await _settle(state, plan, None, 0)
             out.error(from_exception(exc, client_model=True))
             return
-        _settle(state, plan, served, r.usage.total_tokens)
+        await _settle(state, plan, served, r.usage.total_tokens)
         body = completion_body(
             completion_id(), served.upstream.spec, r.content, r.finish_reason, r.usage
         )
@@ -263,7 +279,7 @@ def chat_stream(state: ServeState, plan: ChatPlan) -> Work:
         try:
             served, (stream, held) = await router.run(plan.model, plan.estimate, attempt)
         except (LLMError, ServeError) as exc:
-            _settle(state, plan, None, 0)
+            await _settle(state, plan, None, 0)
             out.error(from_exception(exc, client_model=True))
             return
         provider = served.provider
@@ -293,7 +309,7 @@ def chat_stream(state: ServeState, plan: ChatPlan) -> Work:
                 return
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
-            _settle(state, plan, served, builder.build().usage.total_tokens)
+            await _settle(state, plan, served, builder.build().usage.total_tokens)
         r = builder.build()
         out.data(writer.end(r.finish_reason, r.usage))
 
@@ -366,7 +382,7 @@ def chain_complete(state: ServeState, plan: ChatPlan, name: str) -> Work:
             return
         finally:
             await gen.aclose()
-            _settle(state, plan, None, result.usage.total_tokens)
+            await _settle(state, plan, None, result.usage.total_tokens)
         if not result.ok:
             out.error(_chain_failure(result))
             return
@@ -426,7 +442,7 @@ def chain_stream(state: ServeState, plan: ChatPlan, name: str) -> Work:
             return
         finally:
             await gen.aclose()
-            _settle(state, plan, None, result.usage.total_tokens)
+            await _settle(state, plan, None, result.usage.total_tokens)
         if not result.ok:
             err = _chain_failure(result)
             out.data(error_event(err)) if out.sse else out.error(err)
@@ -473,6 +489,7 @@ def add_openai_routes(app: FastAPI, state: ServeState) -> None:
         token = request.scope.get(TOKEN_NAME_KEY)
         try:
             plan = plan_chat(state, body, token)
+            await charge_token(state, plan)
             if plan.chain is not None:
                 name = plan.chain
                 # checked now: a JSON body that is not the chain's inputs is the client's 400
@@ -506,6 +523,7 @@ __all__ = [
     "ChatPlan",
     "add_openai_routes",
     "chain_inputs",
+    "charge_token",
     "chat_complete",
     "chat_stream",
     "model_ids",

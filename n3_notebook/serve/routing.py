@@ -10,6 +10,9 @@ and a circuit breaker per upstream.
 - A key pool per provider ([keys]): each request takes the key that was rate-limited least
   recently (never-limited keys first, in their order); a 429 marks the key and the next key
   of the pool is tried on the same upstream before the route moves on.
+- Budgets ([limits."provider:model"]; a token's requests_per_minute / tokens_per_minute)
+  are shared through Redis when N3_REDIS_URL is set (shared_budgets.py), the worker's own
+  otherwise; a spent upstream budget moves the route on.
 - A circuit breaker per upstream: after `failures` failures in a row it opens and the
   upstream is skipped; after `cooldown` seconds one request probes it (half-open): success
   closes the breaker, failure opens it again. 429s do not count: a limited upstream is alive.
@@ -41,10 +44,10 @@ from ..core.errors import (
 from ..core.registry import resolve_model
 from ..core.retry import NO_RETRY, RetryConfig
 from ..core.types import LLMResponse, Message, StreamChunk, StreamConfig
-from .budgets import MinuteBudget
 from .errors import ServeError
 from .gateway_config import BreakerConfig, GatewayConfig
 from .metrics import label
+from .shared_budgets import RedisStore, SharedBudget
 from .tokens import ApiToken
 
 CLOSED, OPEN, HALF_OPEN = 0, 1, 2
@@ -134,7 +137,7 @@ class Upstream:
     spec: str
     provider: str
     breaker: CircuitBreaker
-    budget: MinuteBudget | None
+    budget: SharedBudget | None
     providers: dict[tuple[str | None, bool], BaseProvider] = field(default_factory=dict)
 
 
@@ -145,6 +148,7 @@ class Served:
     upstream: Upstream
     provider: BaseProvider
     estimate: int
+    shared: bool = False  # the upstream's budget was charged in Redis
 
 
 class Router:
@@ -156,9 +160,11 @@ class Router:
         make: ProviderMaker,
         registry: CollectorRegistry | None = None,
         clock: Clock = time.monotonic,
+        store: RedisStore | None = None,
     ) -> None:
         self.config = config
         self._make = make
+        self.store = store
         self._clock = clock
         self.upstreams: dict[str, Upstream] = {}
         self.pools = {p: KeyPool(keys, clock) for p, keys in config.keys.items()}
@@ -186,7 +192,12 @@ class Router:
             provider, _ = resolve_model(spec)
             limit = self.config.limits.get(spec)
             budget = (
-                MinuteBudget(limit.requests_per_minute, limit.tokens_per_minute, self._clock)
+                SharedBudget(
+                    f"upstream:{spec}",
+                    limit.requests_per_minute,
+                    limit.tokens_per_minute,
+                    self.store,
+                )
                 if limit is not None
                 else None
             )
@@ -230,8 +241,9 @@ class Router:
                 self.fallbacks.labels(label(spec), "circuit_open").inc()
                 continue
             self._show(up)
+            shared = False
             if up.budget is not None:
-                wait = up.budget.take(estimate)
+                wait, shared = await up.budget.take(estimate)
                 if wait > 0:
                     up.breaker.release()
                     skipped.append(f"{spec} (its limit in this gateway)")
@@ -265,7 +277,7 @@ class Router:
                     raise
                 up.breaker.success()
                 self._show(up)
-                return Served(up, provider, estimate), result
+                return Served(up, provider, estimate, shared), result
         if last_error is not None:
             raise last_error
         headers = {}
@@ -278,9 +290,9 @@ class Router:
             headers,
         )
 
-    def settle(self, served: Served, actual_tokens: int) -> None:
+    async def settle(self, served: Served, actual_tokens: int) -> None:
         if served.upstream.budget is not None:
-            served.upstream.budget.settle(served.estimate, actual_tokens)
+            await served.upstream.budget.settle(served.estimate, actual_tokens, served.shared)
 
     async def aclose(self) -> None:
         for up in self.upstreams.values():
@@ -299,7 +311,9 @@ class Gateway:
         self.router = router
         self.tokens = {t.name: t for t in tokens}
         self.budgets = {
-            t.name: MinuteBudget(t.requests_per_minute, t.tokens_per_minute)
+            t.name: SharedBudget(
+                f"token:{t.name}", t.requests_per_minute, t.tokens_per_minute, router.store
+            )
             for t in tokens
             if t.requests_per_minute or t.tokens_per_minute
         }

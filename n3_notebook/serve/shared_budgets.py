@@ -1,0 +1,203 @@
+"""Budgets shared by every worker and every gateway instance through Redis (N3_REDIS_URL),
+with the worker's own buckets as the fallback.
+
+Each budget's two buckets (requests, tokens per minute) are Redis hashes; one Lua script
+refills and charges them atomically on Redis's own clock (TIME), so workers and machines
+with different clocks see one budget. When Redis cannot be reached (or answers slowly,
+REDIS_TIMEOUT) the request is not failed: the budget falls back to this worker's own
+MinuteBudget, a warning is logged once, and Redis is tried again after RETRY_SECONDS
+(recovery is logged too). Per-process budgets are then each the whole budget, so the
+combined rate can reach N times it while Redis is away.
+
+The client is redis-py's asyncio client (the `redis` package, the `serve` extra)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..core.redact import mask_url
+from .budgets import MinuteBudget
+
+logger = logging.getLogger("n3_notebook.serve")
+
+REDIS_URL_ENV = "N3_REDIS_URL"
+#: Seconds a Redis call may take before the worker's own budget answers instead.
+REDIS_TIMEOUT = 0.5
+#: Seconds between attempts to reach Redis again after it failed.
+RETRY_SECONDS = 5.0
+#: Seconds an idle bucket stays in Redis (a full minute's budget refills in 60 s).
+BUCKET_TTL = 120
+PREFIX = "n3:budget"
+
+# KEYS: buckets; ARGV: per_minute and amount for each. Returns the wait in seconds (a
+# string: Redis turns Lua numbers into integers); charges every bucket only if all fit.
+TAKE_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local wait = 0
+local levels = {}
+for i = 1, #KEYS do
+  local per = tonumber(ARGV[2 * i - 1])
+  local amount = math.min(tonumber(ARGV[2 * i]), per)
+  local v = redis.call('HMGET', KEYS[i], 'level', 'stamp')
+  local level = tonumber(v[1]) or per
+  local stamp = tonumber(v[2]) or now
+  level = math.min(per, level + math.max(0, now - stamp) * per / 60)
+  levels[i] = level
+  if level < amount then
+    wait = math.max(wait, (amount - level) * 60 / per)
+  end
+end
+for i = 1, #KEYS do
+  local level = levels[i]
+  if wait == 0 then
+    level = level - math.min(tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i - 1]))
+  end
+  redis.call('HSET', KEYS[i], 'level', tostring(level), 'stamp', tostring(now))
+  redis.call('EXPIRE', KEYS[i], tonumber(ARGV[#ARGV]))
+end
+return tostring(wait)
+"""
+# KEYS[1]: a token bucket; ARGV: per_minute, tokens to give back (negative: to charge).
+SETTLE_SCRIPT = """
+local v = redis.call('HGET', KEYS[1], 'level')
+if v then
+  local level = math.min(tonumber(ARGV[1]), tonumber(v) + tonumber(ARGV[2]))
+  redis.call('HSET', KEYS[1], 'level', tostring(level))
+end
+return 1
+"""
+
+
+class RedisStore:
+    """One Redis connection pool per app (per worker), and whether Redis is reachable."""
+
+    def __init__(self, url: str, clock: Any = time.monotonic) -> None:
+        self.url = url
+        self.shown = mask_url(url)
+        self._clock = clock
+        self._client: Any = None
+        self._take: Any = None
+        self._settle: Any = None
+        self._down_until = 0.0
+        self.down = False
+
+    def _ready(self) -> bool:
+        if self.down and self._clock() < self._down_until:
+            return False
+        if self._client is None:
+            self._client = aioredis.Redis.from_url(
+                self.url,
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
+            )
+            self._take = self._client.register_script(TAKE_SCRIPT)
+            self._settle = self._client.register_script(SETTLE_SCRIPT)
+        return True
+
+    def _failed(self, exc: BaseException) -> None:
+        self._down_until = self._clock() + RETRY_SECONDS
+        if not self.down:
+            self.down = True
+            logger.warning(
+                "Redis at %s is unreachable (%s): budgets are this worker's own until it is "
+                "back (retried every %g s)",
+                self.shown,
+                type(exc).__name__,
+                RETRY_SECONDS,
+            )
+
+    def _ok(self) -> None:
+        if self.down:
+            self.down = False
+            logger.warning("Redis at %s is back: budgets are shared again", self.shown)
+
+    async def take(self, keys: list[str], args: list[float]) -> float | None:
+        """The wait from the shared buckets, or None when Redis cannot answer now."""
+        if not self._ready():
+            return None
+        try:
+            raw = await self._take(keys=keys, args=[*args, BUCKET_TTL])
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return None
+        self._ok()
+        return float(raw)
+
+    async def settle(self, key: str, per_minute: int, delta: float) -> bool:
+        if not self._ready():
+            return False
+        try:
+            await self._settle(keys=[key], args=[per_minute, delta])
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return False
+        self._ok()
+        return True
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                await client.aclose()
+            except (RedisError, OSError):
+                logger.debug("closing the Redis client failed")
+
+
+class SharedBudget:
+    """A named budget: in Redis when a store is given and reachable, else this worker's."""
+
+    def __init__(
+        self,
+        name: str,
+        requests_per_minute: int | None,
+        tokens_per_minute: int | None,
+        store: RedisStore | None = None,
+    ) -> None:
+        self.name = name
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
+        self.local = MinuteBudget(requests_per_minute, tokens_per_minute)
+        self.store = store
+        self._requests_key = f"{PREFIX}:{{{name}}}:requests"
+        self._tokens_key = f"{PREFIX}:{{{name}}}:tokens"
+
+    async def take(self, tokens: int) -> tuple[float, bool]:
+        """(0.0 when a request of an estimated `tokens` fits now and is charged, else the
+        seconds until it would; whether the shared budget answered)."""
+        if self.store is not None:
+            keys: list[str] = []
+            args: list[float] = []
+            if self.requests_per_minute:
+                keys.append(self._requests_key)
+                args += [self.requests_per_minute, 1]
+            if self.tokens_per_minute:
+                keys.append(self._tokens_key)
+                args += [self.tokens_per_minute, tokens]
+            wait = await self.store.take(keys, args)
+            if wait is not None:
+                return wait, True
+        return self.local.take(tokens), False
+
+    async def settle(self, estimated: int, actual: int, shared: bool) -> None:
+        """After the answer: the real token count replaces the estimate, in the budget that
+        was charged (`shared`: take's second value)."""
+        tpm = self.tokens_per_minute
+        if not tpm or actual < 0:
+            return
+        if shared and self.store is not None:
+            await self.store.settle(self._tokens_key, tpm, min(estimated, tpm) - actual)
+            return
+        self.local.settle(estimated, actual)
+
+
+__all__ = [
+    "REDIS_URL_ENV",
+    "RedisStore",
+    "SharedBudget",
+]

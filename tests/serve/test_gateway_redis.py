@@ -1,0 +1,138 @@
+"""Budgets shared through a real redis-server (started here on a free loopback port, stopped
+by its PID): two gateway instances keep one combined rate; killing Redis mid-run degrades to
+per-worker budgets with a logged warning and no failed request.
+
+redis-server comes from the Debian package (scripts/install_redis.sh); without it these
+tests skip, except under CI, where that is a failure."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+openai = pytest.importorskip("openai")
+redis = pytest.importorskip("redis")
+
+from n3_notebook.serve.gateway_config import parse_gateway_config  # noqa: E402
+from n3_notebook.serve.tokens import ApiToken  # noqa: E402
+
+from .conftest import free_port  # noqa: E402
+
+HI = [{"role": "user", "content": "hi"}]
+LIMITED = """
+[routes]
+r = ["openai:gpt-4o-mini"]
+[limits."openai:gpt-4o-mini"]
+requests_per_minute = 20
+"""
+
+
+def redis_server_path() -> str | None:
+    exe = os.environ.get("N3_REDIS_SERVER") or shutil.which("redis-server")
+    if exe is None and os.path.exists("/usr/bin/redis-server"):
+        exe = "/usr/bin/redis-server"
+    return exe
+
+
+class RedisServer:
+    def __init__(self) -> None:
+        exe = redis_server_path()
+        assert exe is not None
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.RedisError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        client.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    if redis_server_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is missing (scripts/install_redis.sh installs it)")
+        pytest.skip("redis-server is not installed (scripts/install_redis.sh)")
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+def _served(server: Any, n: int, token: str = "unused") -> tuple[int, int]:
+    c = openai.OpenAI(base_url=f"{server.url}/v1", api_key=token, max_retries=0)
+    ok = limited = 0
+    for _ in range(n):
+        try:
+            c.chat.completions.create(model="r", messages=HI, max_tokens=5)
+            ok += 1
+        except openai.RateLimitError:
+            limited += 1
+    return ok, limited
+
+
+def test_two_instances_share_one_upstream_limit(serve: Any, redis_server: RedisServer) -> None:
+    a = serve(gateway_config=parse_gateway_config(LIMITED), redis_url=redis_server.url)
+    b = serve(gateway_config=parse_gateway_config(LIMITED), redis_url=redis_server.url)
+    t0 = time.monotonic()
+    ok = limited = 0
+    for _ in range(15):  # the two instances in turn
+        for server in (a, b):
+            o, lim = _served(server, 1)
+            ok, limited = ok + o, limited + lim
+    refill = (time.monotonic() - t0) * 20 / 60  # the budget refills while the test runs
+    assert 20 <= ok <= 20 * 1.05 + refill + 1, (ok, refill)
+    assert limited == 30 - ok
+
+
+def test_without_redis_each_instance_has_its_own(serve: Any) -> None:
+    a = serve(gateway_config=parse_gateway_config(LIMITED))
+    b = serve(gateway_config=parse_gateway_config(LIMITED))
+    assert _served(a, 20)[0] == 20 and _served(b, 20)[0] == 20
+
+
+def test_killing_redis_degrades_without_failing(
+    serve: Any, redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = ApiToken("metered", "tok-metered-0123456789abcdef", requests_per_minute=1000)
+    config = parse_gateway_config('[routes]\nr = ["openai:gpt-4o-mini"]\n')
+    server = serve(gateway_config=config, redis_url=redis_server.url, tokens=[token])
+    assert _served(server, 3, token.token) == (3, 0)
+    caplog.set_level(logging.WARNING, logger="n3_notebook.serve")
+    redis_server.stop()
+    assert _served(server, 5, token.token) == (5, 0)
+    warnings = [r.getMessage() for r in caplog.records if "Redis" in r.getMessage()]
+    assert len(warnings) == 1 and "unreachable" in warnings[0]
+    assert "tok-metered" not in " ".join(warnings)
