@@ -16,11 +16,12 @@ from __future__ import annotations
 import logging
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ..core.redact import mask_url
+from ..core.redact import register_secret
 from .budgets import MinuteBudget
 
 logger = logging.getLogger("n3_notebook.serve")
@@ -74,12 +75,24 @@ return 1
 """
 
 
+def shown_url(url: str) -> str:
+    """The URL for messages: its user and password (redis://:PASSWORD@host) masked."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
 class RedisStore:
     """One Redis connection pool per app (per worker), and whether Redis is reachable."""
 
     def __init__(self, url: str, clock: Any = time.monotonic) -> None:
         self.url = url
-        self.shown = mask_url(url)
+        self.shown = shown_url(url)
+        password = urlsplit(url).password
+        if password:
+            register_secret(password)
         self._clock = clock
         self._client: Any = None
         self._take: Any = None
@@ -200,4 +213,5 @@ __all__ = [
     "REDIS_URL_ENV",
     "RedisStore",
     "SharedBudget",
+    "shown_url",
 ]

@@ -34,6 +34,7 @@ from n3_notebook.serve.routing import (
     KeyPool,
     is_fallback_error,
 )
+from n3_notebook.serve.shared_budgets import shown_url
 from n3_notebook.serve.tokens import TokenFileError, load_token_file
 
 EXAMPLE = """\
@@ -203,3 +204,9 @@ def test_chunk_writer_escapes_and_frames() -> None:
     assert json.loads(end[0][6:])["choices"][0]["finish_reason"] == "stop"
     assert json.loads(end[1][6:])["usage"]["total_tokens"] == 7
     assert end[2] == b"data: [DONE]"
+
+
+def test_redis_url_shown_without_password() -> None:
+    assert shown_url("redis://:s3cret-pass@10.0.0.1:6379/0") == "redis://***@10.0.0.1:6379/0"
+    assert shown_url("rediss://u:p@h:1/2") == "rediss://***@h:1/2"
+    assert shown_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
