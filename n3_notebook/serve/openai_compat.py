@@ -22,8 +22,11 @@ from ..chain import Chain, ChainError
 from ..chain.model import REQUIRED
 from ..core.collect import ResponseBuilder
 from ..core.errors import LLMError
+from ..core.images import Image, ImageError
 from ..core.registry import resolve_model
-from ..core.types import LLMResponse, Message, StreamChunk
+from ..core.schema import as_output_schema
+from ..core.tools import Tool, as_tools
+from ..core.types import LLMResponse, Message, StreamChunk, ToolCall
 from .auth import TOKEN_NAME_KEY
 from .budgets import estimate_tokens
 from .errors import ServeError, from_exception, from_step_error
@@ -32,6 +35,7 @@ from .openai_wire import (
     CHAT_ROUTE,
     ROLES,
     ChatCompletionRequest,
+    ChatMessage,
     ChunkWriter,
     ModelList,
     OpenAIErrorResponse,
@@ -129,21 +133,56 @@ async def charge_token(state: ServeState, plan: ChatPlan) -> None:
         )
 
 
-def _text(content: Any, index: int) -> str:
+def _parts(content: Any, index: int, role: str) -> str | list[str | Image]:
+    """A message's content: text, or text and images (image_url parts, user turns only)."""
     if content is None or isinstance(content, str):
         return content or ""
-    parts = []
+    parts: list[str | Image] = []
     for part in content:
-        if part.get("type", "text") != "text" or not isinstance(part.get("text"), str):
+        kind = part.get("type", "text")
+        if kind == "text" and isinstance(part.get("text"), str):
+            parts.append(part["text"])
+        elif kind == "image_url" and role == "user":
+            ref = part.get("image_url")
+            url = ref.get("url") if isinstance(ref, dict) else ref
+            try:
+                parts.append(Image.from_url(str(url or "")))
+            except ImageError as exc:
+                raise ServeError(
+                    400, "invalid_image", f"messages[{index}]: {exc}", param=f"messages[{index}]"
+                ) from None
+        else:
             raise ServeError(
                 400,
                 "unsupported_content",
-                f"messages[{index}]: only text parts are supported by this gateway "
-                f"(got a {part.get('type')!r} part); send text",
+                f"messages[{index}]: a {kind!r} part is not supported here; send text parts "
+                "(and image_url parts in user messages)",
                 param=f"messages[{index}].content",
             )
-        parts.append(part["text"])
-    return "\n".join(parts)
+    if all(isinstance(p, str) for p in parts):
+        return "\n".join(p for p in parts if isinstance(p, str))
+    return parts
+
+
+def _tool_calls(m: ChatMessage, index: int) -> tuple[ToolCall, ...]:
+    calls = []
+    for call in m.tool_calls or ():
+        fn = call.get("function") or {}
+        try:
+            raw = fn.get("arguments") or "{}"
+            arguments = json.loads(raw) if isinstance(raw, str) else raw
+            if not isinstance(arguments, dict):
+                raise ValueError
+            calls.append(ToolCall(str(call.get("id") or ""), str(fn["name"]), arguments))
+        except (KeyError, ValueError, TypeError):
+            raise ServeError(
+                400,
+                "invalid_tool_call",
+                f"messages[{index}].tool_calls: each needs function.name and function."
+                "arguments, a JSON object",
+                param=f"messages[{index}].tool_calls",
+            ) from None
+    return tuple(calls)
 
 
 def _messages(req: ChatCompletionRequest) -> list[Message]:
@@ -155,11 +194,60 @@ def _messages(req: ChatCompletionRequest) -> list[Message]:
                 400,
                 "unsupported_role",
                 f"messages[{i}]: role {m.role!r} is not supported; use system, developer, "
-                "user or assistant",
+                "user, assistant or tool",
                 param=f"messages[{i}].role",
             )
-        out.append(Message(role, _text(m.content, i)))  # type: ignore[arg-type]
+        try:
+            message = Message.coerce(
+                Message(
+                    role,  # type: ignore[arg-type]
+                    _parts(m.content, i, role),
+                    _tool_calls(m, i),
+                    m.tool_call_id,
+                    m.name,
+                )
+            )
+        except ValueError as exc:
+            raise ServeError(
+                400, "invalid_message", f"messages[{i}]: {exc}", param=f"messages[{i}]"
+            ) from None
+        out.append(message)
     return out
+
+
+def _features(req: ChatCompletionRequest) -> dict[str, Any]:
+    """tools and response_format (json_schema) as the provider core takes them (checked)."""
+    params: dict[str, Any] = {}
+    try:
+        if req.tools:
+            tools = []
+            for t in req.tools:
+                fn = t.get("function") if t.get("type", "function") == "function" else None
+                if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+                    raise ValueError('each tool is {"type": "function", "function": {"name": ...}}')
+                parameters = fn.get("parameters") or {"type": "object", "properties": {}}
+                tools.append(Tool(fn["name"], str(fn.get("description") or ""), parameters))
+            params["tools"] = as_tools(tools)
+    except ValueError as exc:
+        raise ServeError(400, "invalid_tools", f"tools: {exc}", param="tools") from None
+    fmt = req.response_format
+    if fmt and fmt.get("type") == "json_schema":
+        spec = fmt.get("json_schema") or {}
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        try:
+            params["schema"] = as_output_schema(schema)
+        except ValueError as exc:
+            raise ServeError(
+                400, "invalid_response_format", f"response_format: {exc}", param="response_format"
+            ) from None
+    elif fmt and fmt.get("type") not in (None, "text"):
+        raise ServeError(
+            400,
+            "unsupported_response_format",
+            f"response_format type {fmt.get('type')!r} is not supported; use json_schema",
+            param="response_format",
+        )
+    return params
 
 
 def plan_chat(state: ServeState, req: ChatCompletionRequest, token: str | None) -> ChatPlan:
@@ -189,7 +277,7 @@ def plan_chat(state: ServeState, req: ChatCompletionRequest, token: str | None) 
             raise _no_model(state, model) from None
     messages = _messages(req)
     limits = state.limits
-    texts = [m.content for m in messages]
+    texts = [m.text for m in messages]
     if sum(len(t) for t in texts) > limits.max_prompt_chars:
         raise ServeError(
             400,
@@ -217,6 +305,7 @@ def plan_chat(state: ServeState, req: ChatCompletionRequest, token: str | None) 
         )
         if v is not None
     }
+    params.update(_features(req))
     estimate = estimate_tokens(texts, max_tokens)
     include = bool(req.stream_options and req.stream_options.include_usage)
     return ChatPlan(model, messages, params, include, estimate, token, chain)
@@ -264,7 +353,7 @@ def chat_complete(state: ServeState, plan: ChatPlan) -> Work:
             return
         await _settle(state, plan, served, r.usage.total_tokens)
         body = completion_body(
-            completion_id(), served.upstream.spec, r.content, r.finish_reason, r.usage
+            completion_id(), served.upstream.spec, r.content, r.finish_reason, r.usage, r.tool_calls
         )
         out.json(200, body, {"x-n3-upstream": served.upstream.spec})
 
@@ -311,7 +400,7 @@ def chat_stream(state: ServeState, plan: ChatPlan) -> Work:
             await stream.aclose()  # type: ignore[attr-defined]
             await _settle(state, plan, served, builder.build().usage.total_tokens)
         r = builder.build()
-        out.data(writer.end(r.finish_reason, r.usage))
+        out.data(writer.end(r.finish_reason, r.usage, r.tool_calls))
 
     return work
 
@@ -330,7 +419,7 @@ def chain_inputs(name: str, chain: Chain, messages: list[Message]) -> dict[str, 
 
 
 def _given_inputs(name: str, chain: Chain, messages: list[Message]) -> dict[str, Any]:
-    text = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    text = next((m.text for m in reversed(messages) if m.role == "user"), "")
     stripped = text.strip()
     if stripped.startswith("{"):
         try:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..core.types import Usage
+from ..core.types import ToolCall, Usage
 from .errors import ServeError
 from .sse import dumps
 
@@ -35,15 +35,26 @@ ERROR_TYPES = {
     429: "requests",
 }
 #: The `role`s a message may have (`developer` is OpenAI's newer name for `system`).
-ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+ROLES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+}
 
 
 class ChatMessage(BaseModel):
-    """One message; content is text or a list of parts ({"type": "text", "text": ...})."""
+    """One message; content is text or a list of parts ({"type": "text", "text": ...},
+    {"type": "image_url", "image_url": {"url": ...}}); an assistant turn may carry its
+    tool_calls, a `tool` turn answers one (tool_call_id)."""
 
     model_config = ConfigDict(extra="allow")
     role: str = Field(max_length=32)
     content: str | list[dict[str, Any]] | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+    tool_call_id: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, max_length=200)
 
 
 class StreamOptions(BaseModel):
@@ -66,6 +77,8 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1)
     stop: str | list[str] | None = None
     n: int | None = Field(None, ge=1, le=1)
+    tools: list[dict[str, Any]] | None = None
+    response_format: dict[str, Any] | None = None
 
 
 class ModelCard(BaseModel):
@@ -121,10 +134,35 @@ def usage_body(usage: Usage) -> dict[str, int]:
     }
 
 
+def tool_calls_body(calls: list[ToolCall], indexed: bool = False) -> list[dict[str, Any]]:
+    """Tool calls as OpenAI writes them (arguments a JSON string; in a stream, indexed)."""
+    out = []
+    for i, call in enumerate(calls):
+        item: dict[str, Any] = {
+            "id": call.id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": dumps(call.arguments).decode()},
+        }
+        if indexed:
+            item = {"index": i, **item}
+        out.append(item)
+    return out
+
+
 def completion_body(
-    cid: str, model: str, text: str, finish: str | None, usage: Usage
+    cid: str,
+    model: str,
+    text: str,
+    finish: str | None,
+    usage: Usage,
+    tool_calls: list[ToolCall] | None = None,
 ) -> dict[str, Any]:
     """A whole `chat.completion`."""
+    message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+    if tool_calls:
+        message["tool_calls"] = tool_calls_body(tool_calls)
+        message["content"] = text or None
+        finish = "tool_calls"
     return {
         "id": cid,
         "object": "chat.completion",
@@ -133,7 +171,7 @@ def completion_body(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text, "refusal": None},
+                "message": message,
                 "logprobs": None,
                 "finish_reason": finish_reason(finish),
             }
@@ -178,8 +216,15 @@ class ChunkWriter:
     def text(self, text: str) -> bytes:
         return self._prefix + dumps(text) + self._suffix
 
-    def end(self, finish: str | None, usage: Usage) -> bytes:
-        out = b"data: %s\n\n" % dumps(self._chunk({}, finish_reason(finish)))
+    def end(
+        self, finish: str | None, usage: Usage, tool_calls: list[ToolCall] | None = None
+    ) -> bytes:
+        out = b""
+        if tool_calls:  # the provider core hands them over whole, on the final chunk
+            delta = {"tool_calls": tool_calls_body(tool_calls, indexed=True)}
+            out += b"data: %s\n\n" % dumps(self._chunk(delta, None))
+            finish = "tool_calls"
+        out += b"data: %s\n\n" % dumps(self._chunk({}, finish_reason(finish)))
         if self.include_usage:
             tail = {
                 "id": self.cid,
@@ -216,5 +261,6 @@ __all__ = [
     "error_body",
     "error_event",
     "finish_reason",
+    "tool_calls_body",
     "usage_body",
 ]

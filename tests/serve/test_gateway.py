@@ -5,6 +5,8 @@ pools, per-token models and budgets; errors in OpenAI's shape."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import socket
 import subprocess
 import sys
@@ -343,3 +345,91 @@ def test_cli_rejects_bad_config_before_listening(tmp_path: Any) -> None:
     assert "requests_per_minute" in proc.stderr
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather forecast for a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}
+PNG_URL = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64).decode()
+
+
+@pytest.mark.parametrize("model", ["openai:gpt-4o-mini", "anthropic:claude-3-5-haiku-latest"])
+def test_tools_pass_through(gateway: Any, model: str) -> None:
+    """A tool call from any provider comes back in OpenAI's shape, whole and streamed, and
+    its result goes back as a `tool` message."""
+    c = client(gateway)
+    ask = [{"role": "user", "content": "weather in Paris?"}]
+    r = c.chat.completions.create(model=model, messages=ask, tools=[WEATHER_TOOL])
+    assert r.choices[0].finish_reason == "tool_calls"
+    [call] = r.choices[0].message.tool_calls
+    assert call.function.name == "get_weather"
+    assert json.loads(call.function.arguments)["city"] == "Paris"
+    chunks = list(
+        c.chat.completions.create(model=model, messages=ask, tools=[WEATHER_TOOL], stream=True)
+    )
+    deltas = [
+        ch.choices[0].delta.tool_calls
+        for ch in chunks
+        if ch.choices and ch.choices[0].delta.tool_calls
+    ]
+    assert deltas and deltas[0][0].function.name == "get_weather"
+    assert [ch.choices[0].finish_reason for ch in chunks if ch.choices][-1] == "tool_calls"
+    history = [
+        *ask,
+        r.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+    ]
+    final = c.chat.completions.create(model=model, messages=history, tools=[WEATHER_TOOL])
+    assert final.choices[0].finish_reason == "stop" and final.choices[0].message.content
+
+
+def test_structured_output_and_images(gateway: Any, emu: Any) -> None:
+    c = client(gateway)
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+    }
+    r = c.chat.completions.create(
+        model="openai:gpt-4o-mini",
+        messages=[{"role": "user", "content": "a person"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "p", "schema": schema}},
+    )
+    value = json.loads(r.choices[0].message.content)
+    assert isinstance(value["name"], str) and isinstance(value["age"], int)
+    seen = c.chat.completions.create(
+        model="haiku",
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is in this picture?"},
+                    {"type": "image_url", "image_url": {"url": PNG_URL}},
+                ],
+            }
+        ],
+    )
+    assert seen.choices[0].message.content
+    assert "'type': 'image'" in str(emu.records[-1].body)  # Anthropic's image block
+    with pytest.raises(openai.BadRequestError) as bad:
+        c.chat.completions.create(
+            model="haiku",
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "ftp://x"}}],
+                }
+            ],
+        )
+    assert bad.value.body["code"] == "invalid_image"
+    with pytest.raises(openai.BadRequestError):
+        c.chat.completions.create(model="haiku", messages=HI, tools=[{"type": "function"}])
