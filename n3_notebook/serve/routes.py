@@ -13,6 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 from ..chain import Chain
 from ..chain.model import REQUIRED
 from . import work
+from .auth import TOKEN_NAME_KEY
 from .catalog import chain_list
 from .errors import ServeError
 from .jobs import Job, json_error
@@ -54,6 +55,7 @@ ERRORS_DOC: dict[int | str, dict[str, Any]] = {
     for code, why in (
         (400, "a model this server does not serve"),
         (401, "missing or wrong bearer token"),
+        (403, "the token may not use this chain or model"),
         (404, "unknown chain"),
         (413, "the body is over the server's size limit"),
         (422, "invalid inputs, or text over the server's limit"),
@@ -63,6 +65,14 @@ ERRORS_DOC: dict[int | str, dict[str, Any]] = {
         (504, "a provider timed out, or the request ran past the server's time limit"),
     )
 }
+
+
+def check_model(state: ServeState, request: Request, model: str) -> None:
+    """A token limited to some models (the token file's models=) may use only those: here
+    `chain:NAME` for a chain's routes, the model string for /v1/generate."""
+    token = request.scope.get(TOKEN_NAME_KEY)
+    if not state.gateway.may_use(token, model):
+        raise ServeError(403, "model_not_allowed", f"the token {token!r} may not use {model!r}")
 
 
 def add_routes(app: FastAPI, state: ServeState) -> None:
@@ -129,33 +139,35 @@ def add_chain_routes(app: FastAPI, state: ServeState, name: str, chain: Chain) -
             )
         return given
 
-    def run_job(body: BaseModel | None) -> Job:
+    def run_job(request: Request, body: BaseModel | None) -> Job:
+        check_model(state, request, f"chain:{name}")
         work_ = work.chain_run(state, name, inputs(body))
         return Job(state.lifecycle, work_, state.metrics, f"{base}/run")
 
-    def stream_job(body: BaseModel | None) -> Job:
+    def stream_job(request: Request, body: BaseModel | None) -> Job:
+        check_model(state, request, f"chain:{name}")
         work_ = work.chain_stream(state, name, inputs(body))
         return Job(state.lifecycle, work_, state.metrics, f"{base}/stream")
 
     # FastAPI reads the body's model from the annotation: a chain with a required input
     # needs a body, one without takes none as {}.
     async def run_required(request: Request, body: Annotated[model, Body()]) -> Response:  # type: ignore[valid-type]
-        return run_job(body)
+        return run_job(request, body)
 
     async def stream_required(request: Request, body: Annotated[model, Body()]) -> Response:  # type: ignore[valid-type]
-        return stream_job(body)
+        return stream_job(request, body)
 
     async def run_optional(
         request: Request,
         body: Annotated[model | None, Body()] = None,  # type: ignore[valid-type]
     ) -> Response:
-        return run_job(body)
+        return run_job(request, body)
 
     async def stream_optional(
         request: Request,
         body: Annotated[model | None, Body()] = None,  # type: ignore[valid-type]
     ) -> Response:
-        return stream_job(body)
+        return stream_job(request, body)
 
     run = run_required if required else run_optional
     stream = stream_required if required else stream_optional
@@ -216,6 +228,7 @@ def add_generate_routes(app: FastAPI, state: ServeState) -> None:
         responses=ERRORS_DOC,
     )
     async def generate(request: Request, body: Annotated[request_model, Body()]) -> Response:  # type: ignore[valid-type]
+        check_model(state, request, body.model)  # type: ignore[attr-defined]
         return Job(state.lifecycle, work.generate(state, body), state.metrics, "/v1/generate")
 
     @app.post(
@@ -229,6 +242,7 @@ def add_generate_routes(app: FastAPI, state: ServeState) -> None:
         request: Request,
         body: Annotated[request_model, Body()],  # type: ignore[valid-type]
     ) -> Response:
+        check_model(state, request, body.model)  # type: ignore[attr-defined]
         return Job(
             state.lifecycle, work.generate_stream(state, body), state.metrics, "/v1/generate/stream"
         )
@@ -242,4 +256,5 @@ __all__ = [
     "add_routes",
     "add_service_routes",
     "add_unknown_chain_routes",
+    "check_model",
 ]

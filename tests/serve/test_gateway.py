@@ -433,3 +433,16 @@ def test_structured_output_and_images(gateway: Any, emu: Any) -> None:
     assert bad.value.body["code"] == "invalid_image"
     with pytest.raises(openai.BadRequestError):
         c.chat.completions.create(model="haiku", messages=HI, tools=[{"type": "function"}])
+
+
+def test_token_models_cover_chain_and_generate_routes(serve: Any) -> None:
+    token = ApiToken("app", "tok-app-0123456789abcdef", models=frozenset({"chain:brief"}))
+    server = serve(tokens=[token])
+    auth = {"authorization": f"Bearer {token.token}"}
+    ok = httpx.post(f"{server.url}/chains/brief/run", json={"topic": "owls"}, headers=auth)
+    assert ok.status_code == 200
+    denied = httpx.post(
+        f"{server.url}/v1/generate", json={"prompt": "hi", "model": "haiku"}, headers=auth
+    )
+    assert denied.status_code == 403
+    assert denied.json()["error"]["type"] == "model_not_allowed"
