@@ -22,8 +22,9 @@ chains and their models), routes.py and work.py (the endpoints and what they run
 handlers.py (errors), the middleware (auth.py: tokens; limits.py: the body; headers.py:
 security headers; metrics.py: metrics and access log) and tokens.py, settings.py's
 Limits. protocol.py bounds what comes before the app: a request's head and its timing.
-The OpenAI-compatible gateway: openai_compat.py and openai_wire.py (routes, wire format),
-routing.py (fallbacks, key pools, breakers), gateway_config.py (the TOML file), budgets.py."""
+The OpenAI-compatible gateway: openai_compat.py (routes, what they run), openai_plan.py
+(request checks), openai_wire.py (the wire format), routing.py (fallbacks, key pools,
+breakers), gateway_config.py (the TOML file), budgets.py and shared_budgets.py (Redis)."""
 
 from __future__ import annotations
 
