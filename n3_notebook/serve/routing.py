@@ -51,6 +51,7 @@ from .shared_budgets import RedisStore, SharedBudget
 from .tokens import ApiToken
 
 CLOSED, OPEN, HALF_OPEN = 0, 1, 2
+MAX_UPSTREAMS = 64
 STATE_NAMES = {CLOSED: "closed", OPEN: "open", HALF_OPEN: "half_open"}
 
 #: make(model string, API key or None for the provider's default, retry policy) -> provider
@@ -165,6 +166,9 @@ class Router:
         self.config = config
         self._make = make
         self.store = store
+        #: Client-named model strings get upstreams (providers, metric labels) up to this.
+        self.max_upstreams = MAX_UPSTREAMS
+        self._configured = {spec for specs in config.routes.values() for spec in specs}
         self._clock = clock
         self.upstreams: dict[str, Upstream] = {}
         self.pools = {p: KeyPool(keys, clock) for p, keys in config.keys.items()}
@@ -189,6 +193,13 @@ class Router:
     def upstream(self, spec: str) -> Upstream:
         up = self.upstreams.get(spec)
         if up is None:
+            if len(self.upstreams) >= self.max_upstreams and spec not in self._configured:
+                raise ServeError(
+                    400,
+                    "too_many_models",
+                    f"this server already serves {self.max_upstreams} distinct models; use "
+                    "one of them (GET /v1/models) or a route",
+                )
             provider, _ = resolve_model(spec)
             limit = self.config.limits.get(spec)
             budget = (
@@ -370,6 +381,7 @@ def complete_attempt(
 __all__ = [
     "CLOSED",
     "HALF_OPEN",
+    "MAX_UPSTREAMS",
     "OPEN",
     "CircuitBreaker",
     "Gateway",

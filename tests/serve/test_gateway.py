@@ -446,3 +446,15 @@ def test_token_models_cover_chain_and_generate_routes(serve: Any) -> None:
     )
     assert denied.status_code == 403
     assert denied.json()["error"]["type"] == "model_not_allowed"
+
+
+def test_client_named_models_are_bounded(gateway: Any) -> None:
+    gateway.app.state.n3.gateway.router.max_upstreams = 2
+    c = client(gateway)
+    c.chat.completions.create(model="openai:gpt-4o-mini", messages=HI)
+    c.chat.completions.create(model="haiku", messages=HI)
+    with pytest.raises(openai.BadRequestError) as info:
+        c.chat.completions.create(model="flash", messages=HI)
+    assert info.value.body["code"] == "too_many_models"
+    # a route's models are always served
+    assert c.chat.completions.create(model="fast", messages=HI).choices[0].message.content
