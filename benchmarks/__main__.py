@@ -25,6 +25,7 @@ BENCHMARKS: list[str] = [
     "seed_claims",
     "service",
     "gateway",
+    "maps",
 ]
 
 

@@ -40,6 +40,9 @@ _EXPORTS: dict[str, str] = {
     "LLMError": "core.errors",
     "LLMResponse": "core.types",
     "LLMTimeoutError": "core.errors",
+    "MapComparison": "core.map_compare",
+    "MapProgress": "core.mapping",
+    "MapResult": "core.mapping",
     "Message": "core.types",
     "MissingAPIKeyError": "core.errors",
     "ModelDeprecationWarning": "core.defaults",
@@ -54,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "ProviderStreamingNotSupportedError": "core.errors",
     "RateLimitError": "core.errors",
     "RequestMetrics": "core.metrics",
+    "ResponseCache": "core.cache",
     "RetryConfig": "core.retry",
     "SSEDecoder": "wire.sse",
     "SSEEvent": "wire.sse",
@@ -70,11 +74,15 @@ _EXPORTS: dict[str, str] = {
     "ToolCall": "core.types",
     "UnknownModelError": "core.errors",
     "Usage": "core.types",
+    "amap": "core.mapping",
+    "amap_models": "core.map_compare",
     "create_provider": "core.registry",
     "is_offline": "core.offline",
+    "map_prompts": "core.mapping",
     "parse_chain": "chain.model",
     "register_provider": "core.registry",
     "resolve_model": "core.registry",
+    "response_cache": "core.cache",
     "run_doctor": "doctor.run",
     "run_emulator": "emulator",
     "set_offline": "core.offline",
@@ -104,6 +112,9 @@ __all__ = [
     "LLMError",
     "LLMResponse",
     "LLMTimeoutError",
+    "MapComparison",
+    "MapProgress",
+    "MapResult",
     "Message",
     "MissingAPIKeyError",
     "ModelDeprecationWarning",
@@ -118,6 +129,7 @@ __all__ = [
     "ProviderStreamingNotSupportedError",
     "RateLimitError",
     "RequestMetrics",
+    "ResponseCache",
     "RetryConfig",
     "SSEDecoder",
     "SSEEvent",
@@ -134,12 +146,16 @@ __all__ = [
     "ToolCall",
     "UnknownModelError",
     "Usage",
+    "amap",
+    "amap_models",
     "create_provider",
     "is_offline",
     "load_ipython_extension",
+    "map_prompts",
     "parse_chain",
     "register_provider",
     "resolve_model",
+    "response_cache",
     "run_doctor",
     "run_emulator",
     "set_offline",
@@ -185,6 +201,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         parse_chain,
     )
     from .core.base import BaseProvider
+    from .core.cache import ResponseCache, response_cache
     from .core.catalog import ModelInfo
     from .core.compare import ComparisonResult
     from .core.defaults import ModelDeprecationWarning
@@ -212,6 +229,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         UnknownModelError,
     )
     from .core.images import Image, ImageError
+    from .core.map_compare import MapComparison, amap_models
+    from .core.mapping import MapProgress, MapResult, amap, map_prompts
     from .core.metrics import RequestMetrics
     from .core.offline import is_offline, set_offline
     from .core.registry import create_provider, register_provider, resolve_model

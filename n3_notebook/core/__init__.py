@@ -1,6 +1,7 @@
 """Provider-independent core: types, errors, retry policy, base provider, registry."""
 
 from .base import BaseProvider
+from .cache import ResponseCache, response_cache
 from .catalog import ModelInfo
 from .defaults import ModelDeprecationWarning
 from .errors import (
@@ -27,6 +28,8 @@ from .errors import (
     UnknownModelError,
 )
 from .images import Image, ImageError
+from .map_compare import MapComparison, amap_models
+from .mapping import MapProgress, MapResult, amap, map_prompts
 from .metrics import RequestMetrics
 from .offline import is_offline, set_offline
 from .registry import create_provider, register_provider, resolve_model
@@ -47,6 +50,9 @@ __all__ = [
     "LLMError",
     "LLMResponse",
     "LLMTimeoutError",
+    "MapComparison",
+    "MapProgress",
+    "MapResult",
     "Message",
     "MissingAPIKeyError",
     "ModelDeprecationWarning",
@@ -58,6 +64,7 @@ __all__ = [
     "ProviderStreamingNotSupportedError",
     "RateLimitError",
     "RequestMetrics",
+    "ResponseCache",
     "RetryConfig",
     "ServerError",
     "StreamChunk",
@@ -70,9 +77,13 @@ __all__ = [
     "ToolCall",
     "UnknownModelError",
     "Usage",
+    "amap",
+    "amap_models",
     "create_provider",
     "is_offline",
+    "map_prompts",
     "register_provider",
     "resolve_model",
+    "response_cache",
     "set_offline",
 ]

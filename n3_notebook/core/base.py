@@ -19,6 +19,8 @@ from typing import Any, ClassVar, Protocol
 import httpx
 
 from ..wire import NDJSONDecoder, SSEDecoder
+from .batch import BatchAPI
+from .cache import cache_key, cached_batches, response_cache
 from .catalog import ModelInfo, is_model_not_found, models_hint
 from .defaults import warn_if_deprecated
 from .errors import (
@@ -36,6 +38,7 @@ from .errors import (
 from .fastjson import loads as fast_loads
 from .features import prepare as prepare_features
 from .http import DEFAULT_TIMEOUT, RequestSpec, make_client, read_error_body
+from .limits import BUDGET_HEADERS, RateGroup, estimate_tokens, rate_group
 from .metrics import MetricsCallback, RequestMetrics, emit, logger
 from .offline import is_offline, offline_endpoint
 from .redact import mask_url, redact, register_secret
@@ -123,6 +126,8 @@ class BaseProvider:
     framing: ClassVar[str] = "sse"  # or "ndjson"
     request_id_headers: ClassVar[tuple[str, ...]] = ("x-request-id", "request-id")
     unreachable_hint: ClassVar[str] = ""
+    #: How this provider runs batch jobs (core/batch.py); None: it has no batch API.
+    batch_api: ClassVar[BatchAPI | None] = None
 
     def __init__(
         self,
@@ -139,6 +144,8 @@ class BaseProvider:
         max_keepalive: int = 20,
         on_metrics: MetricsCallback | None = None,
         verify: VerifyTypes = True,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
         **default_params: Any,
     ) -> None:
         if max_concurrent < 1:
@@ -170,6 +177,8 @@ class BaseProvider:
         self.on_metrics = on_metrics
         #: TLS trust (core/tls.py): made now, so a bad path or verify=False shows at once
         self.ssl_context = ssl_context(verify)
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
         self.default_params = default_params
         self._client = http_client
         self._owns_client = http_client is None
@@ -273,6 +282,32 @@ class BaseProvider:
             self._semaphore = asyncio.Semaphore(self.max_concurrent)
         return self._semaphore
 
+    def _rate_group(self) -> RateGroup:
+        """The process-wide budget of this endpoint and model (core/limits.py)."""
+        group = rate_group(self.name, self.base_url, self.model)
+        if self.requests_per_minute is not None or self.tokens_per_minute is not None:
+            group.configure(self.requests_per_minute, self.tokens_per_minute)
+        return group
+
+    async def _rate_slot(self, spec: RequestSpec) -> None:
+        """Wait for this request's share of the rate budget (never counted as a timeout)."""
+        group = self._rate_group()
+        await group.acquire(estimate_tokens(spec.json) if group.counts_tokens else 0)
+
+    def _call_options(self, params: dict[str, Any]) -> bool:
+        """Take the library's own options out of a call's params (they never reach the
+        request body): per-call budgets go to the shared group; returns `cache`."""
+        cache = bool(params.pop("cache", False))
+        rpm = params.pop("requests_per_minute", None)
+        tpm = params.pop("tokens_per_minute", None)
+        if rpm is not None or tpm is not None:
+            rate_group(self.name, self.base_url, self.model).configure(rpm, tpm)
+        return cache
+
+    def _cache_key(self, msgs: list[Message], system: str | None, params: dict[str, Any]) -> str:
+        endpoint = "offline" if self.offline else self.base_url
+        return cache_key(self.name, endpoint, self.build_request(msgs, system, False, params))
+
     def _params(self, params: dict[str, Any]) -> dict[str, Any]:
         merged = dict(self.default_params)
         merged.update({k: v for k, v in params.items() if v is not None})
@@ -291,15 +326,30 @@ class BaseProvider:
 
         tools=[functions or Tool], schema= (pydantic model or JSON schema dict) and
         reasoning= (effort or token budget) work with every provider; run_tools=True runs
-        the calls the model makes (at most max_tool_steps rounds) and returns the answer."""
+        the calls the model makes (at most max_tool_steps rounds) and returns the answer.
+        cache=True answers from the response cache when it can and keeps a new answer
+        there (not with run_tools: running tools has effects)."""
         msgs = as_messages(messages)
+        use_cache = self._call_options(params)
         opts = self._params(params)
         max_steps = opts.pop("max_tool_steps", DEFAULT_MAX_TOOL_STEPS)
         if opts.pop("run_tools", False):
             return await run_tool_loop(
                 lambda history, p: self._achat(history, system, dict(p)), msgs, opts, max_steps
             )
-        return await self._achat(msgs, system, opts)
+        if not use_cache:
+            return await self._achat(msgs, system, opts)
+        cache = response_cache()
+        key = self._cache_key(msgs, system, opts)
+        hit = cache.get(key)
+        schema = opts.get("schema")
+        if hit is not None:
+            if schema is not None:
+                hit.parsed = schema.parse(hit.content, self.name)
+            return hit
+        response = await self._achat(msgs, system, opts)
+        cache.put(key, response)
+        return response
 
     async def _achat(
         self, msgs: list[Message], system: str | None, opts: dict[str, Any]
@@ -311,6 +361,7 @@ class BaseProvider:
         logger.debug("%s %s request start", self.name, self.model)
         try:
             async with self._limiter():
+                await self._rate_slot(spec)  # a rate-limit wait is queue wait too
                 rec.queue_wait = time.perf_counter() - start
                 body = await self._request_with_retries(spec, rec, None)
             try:
@@ -319,12 +370,7 @@ class BaseProvider:
                 raise StreamProtocolError(
                     f"the response is not JSON: {_snippet(body)!r}", provider=self.name
                 ) from exc
-            parsed = self._guarded(self.parse_response)(payload)
-            raw_finish = parsed.raw_finish_reason
-            if raw_finish is not None and raw_finish.__class__ is not str:
-                raise self._shape_error(raw_finish, "finish reason")
-            if parsed.content.__class__ is not str:
-                raise self._shape_error(parsed.content)
+            parsed = self._parse_answer(payload)
         except asyncio.CancelledError:
             rec.outcome = "cancelled"
             raise
@@ -334,24 +380,10 @@ class BaseProvider:
         finally:
             rec.duration = time.perf_counter() - start
             emit(rec, self.on_metrics)
-        latency = rec.duration
         rec.input_tokens = parsed.usage.input_tokens
         rec.output_tokens = parsed.usage.output_tokens
-        finish = self.normalize_finish(parsed.raw_finish_reason)
-        response = LLMResponse(
-            content=parsed.content,
-            model=parsed.model or self.model,
-            provider=self.name,
-            finish_reason=finish_with_calls(finish, parsed.tool_calls),
-            usage=parsed.usage,
-            raw_finish_reason=parsed.raw_finish_reason,
-            latency=latency,
-            time_to_first_token=latency - rec.queue_wait,  # from sending the request
-            request_id=rec.request_id,
-            retries=rec.retries,
-            metadata=parsed.metadata,
-            tool_calls=list(parsed.tool_calls),
-            reasoning=parsed.reasoning,
+        response = self._answer(
+            parsed, rec.duration, rec.request_id, rec.retries, rec.duration - rec.queue_wait
         )
         if schema is not None and not response.tool_calls:
             try:
@@ -361,6 +393,43 @@ class BaseProvider:
                 exc.response = response
                 raise
         return response
+
+    def _parse_answer(self, payload: Any) -> ParsedResponse:
+        """A whole answer's body, parsed and its shapes checked (StreamProtocolError)."""
+        parsed: ParsedResponse = self._guarded(self.parse_response)(payload)
+        raw_finish = parsed.raw_finish_reason
+        if raw_finish is not None and raw_finish.__class__ is not str:
+            raise self._shape_error(raw_finish, "finish reason")
+        if parsed.content.__class__ is not str:
+            raise self._shape_error(parsed.content)
+        return parsed
+
+    def _answer(
+        self,
+        parsed: ParsedResponse,
+        latency: float | None,
+        request_id: str | None,
+        retries: int = 0,
+        time_to_first_token: float | None = None,
+    ) -> LLMResponse:
+        """The LLMResponse of a parsed whole answer; TTFT is the latency unless given (from
+        sending the request, without the queue wait)."""
+        finish = self.normalize_finish(parsed.raw_finish_reason)
+        return LLMResponse(
+            content=parsed.content,
+            model=parsed.model or self.model,
+            provider=self.name,
+            finish_reason=finish_with_calls(finish, parsed.tool_calls),
+            usage=parsed.usage,
+            raw_finish_reason=parsed.raw_finish_reason,
+            latency=latency,
+            time_to_first_token=latency if time_to_first_token is None else time_to_first_token,
+            request_id=request_id,
+            retries=retries,
+            metadata=parsed.metadata,
+            tool_calls=list(parsed.tool_calls),
+            reasoning=parsed.reasoning,
+        )
 
     def stream_generate(
         self,
@@ -385,12 +454,16 @@ class BaseProvider:
         closes the HTTP response at once. Request errors are raised on first iteration.
 
         Thinking arrives as chunks with `reasoning` set and empty content; the last chunk
-        carries the tool calls. With run_tools=True every round streams in turn."""
-        msgs = as_messages(messages)
-        opts = self._params(params)
-        cfg = stream_config or self.stream_config
-        max_steps = opts.pop("max_tool_steps", DEFAULT_MAX_TOOL_STEPS)
-        if opts.pop("run_tools", False):
+        carries the tool calls. With run_tools=True every round streams in turn.
+        cache=True replays a cached answer at once, or keeps this one when it completes
+        (not with run_tools)."""
+        if params.get("run_tools"):
+            msgs = as_messages(messages)
+            self._call_options(params)
+            opts = self._params(params)
+            cfg = stream_config or self.stream_config
+            max_steps = opts.pop("max_tool_steps", DEFAULT_MAX_TOOL_STEPS)
+            opts.pop("run_tools")
             return stream_tool_loop(
                 lambda history, p: self._stream(
                     self.build_request(history, system, True, dict(p)), cfg
@@ -399,7 +472,7 @@ class BaseProvider:
                 opts,
                 max_steps,
             )
-        return self._stream(self.build_request(msgs, system, True, opts), cfg)
+        return flatten(self.stream_chat_batches(messages, system, stream_config, **params))
 
     def stream_chat_batches(
         self,
@@ -412,12 +485,17 @@ class BaseProvider:
         brought. For relays (an HTTP service, a proxy) that write once per read instead of
         once per chunk; the chunks and their end are exactly stream_chat's."""
         msgs = as_messages(messages)
+        use_cache = self._call_options(params)
         opts = self._params(params)
         if opts.pop("run_tools", False):
             raise ValueError("run_tools=True works with stream_chat and achat, not in batches")
         opts.pop("max_tool_steps", None)
         spec = self.build_request(msgs, system, True, opts)
-        return self._stream_batches(spec, stream_config or self.stream_config)
+        batches = self._stream_batches(spec, stream_config or self.stream_config)
+        if not use_cache:
+            return batches
+        key = self._cache_key(msgs, system, opts)
+        return cached_batches(response_cache(), key, self.name, self.model, batches)
 
     def generate(self, prompt: str, system: str | None = None, **params: Any) -> LLMResponse:
         """Blocking agenerate(); safe inside a running loop (runs on a private one)."""
@@ -500,6 +578,10 @@ class BaseProvider:
             )
             unreachable.retryable = True
             raise unreachable from exc
+        if response.status_code == 429 or any(h in response.headers for h in BUDGET_HEADERS):
+            self._rate_group().observe(
+                response.status_code, response.headers, retry_after_seconds(response.headers)
+            )
         if 300 <= response.status_code < 400:
             location = mask_url(response.headers.get("location", "?"))
             await response.aclose()
@@ -622,6 +704,7 @@ class BaseProvider:
         logger.debug("%s %s stream start", self.name, self.model)
         try:
             async with self._limiter():
+                await self._rate_slot(spec)  # a rate-limit wait is queue wait too
                 start = loop.time()  # the clocks start now: waiting for the slot never counts
                 rec.queue_wait = start - requested
                 clock = StreamClock(cfg, reasoning, start)

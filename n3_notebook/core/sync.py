@@ -21,6 +21,9 @@ def run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     semaphore) is created on the loop that uses it."""
     result: dict[str, Any] = {}
     ready = threading.Event()
+    # Waited on instead of Thread.join: a KeyboardInterrupt that lands inside join() on
+    # Python 3.11 can leave the Thread looking finished while its loop still runs.
+    finished = threading.Event()
     holder: dict[str, Any] = {}
 
     def worker() -> None:
@@ -38,18 +41,19 @@ def run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         finally:
             ready.set()
             loop.close()
+            finished.set()
 
     thread = threading.Thread(target=worker, name="n3-sync", daemon=True)
     thread.start()
     try:
-        while thread.is_alive():
-            thread.join(0.05)
+        while not finished.wait(0.05):
+            pass
     except KeyboardInterrupt:
         ready.wait()
         loop, task = holder.get("loop"), holder.get("task")
         if loop is not None and task is not None and not loop.is_closed():
             loop.call_soon_threadsafe(task.cancel)
-        thread.join(5.0)
+        finished.wait(5.0)
         raise
     if "error" in result:
         raise result["error"]

@@ -48,6 +48,27 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds before the first token for every model",
     )
+    parser.add_argument(
+        "--requests-per-minute",
+        type=float,
+        default=None,
+        metavar="N",
+        help="answer 429 past N requests a minute per provider and model",
+    )
+    parser.add_argument(
+        "--tokens-per-minute",
+        type=float,
+        default=None,
+        metavar="N",
+        help="answer 429 past N tokens a minute per provider and model",
+    )
+    parser.add_argument(
+        "--burst-seconds",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="a budget holds S seconds' worth at most (default: a whole minute)",
+    )
     return parser
 
 
@@ -65,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         first_token_delay=args.first_token_delay,
         port=args.port,
         host=args.host,
+    )
+    emulator.set_rate_limits(
+        args.requests_per_minute, args.tokens_per_minute, burst_seconds=args.burst_seconds
     )
     try:
         emulator.start()

@@ -16,6 +16,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from .auth import KeyPolicy
+from .batches import BatchStore
+from .budget import BudgetTracker
 from .faults import Fault, FaultCounters, FaultSpecError, parse_fault, split_model_fault
 from .features import apply_features
 from .formats.base import (
@@ -51,6 +53,8 @@ class ServerState:
     recorder: Recorder = field(default_factory=Recorder)
     counters: FaultCounters = field(default_factory=FaultCounters)
     keys: KeyPolicy = field(default_factory=KeyPolicy)
+    budget: BudgetTracker = field(default_factory=BudgetTracker)
+    batches: BatchStore = field(default_factory=BatchStore)
     token_delay: float | None = None
     first_token_delay: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -194,8 +198,17 @@ def _answer(
     answer = apply_features(answer, chat)
     ctx.pacing = state.pacing(profile, fault)
     ctx.blocked = fault is not None and fault.name == "blocked"
+    verdict = state.budget.charge(
+        fmt.name, profile.name, answer.input_tokens + answer.output_tokens
+    )
+    if verdict is not None and not verdict.allowed:
+        refused = fmt.error("rate_limit", ctx)
+        refused.headers.update(verdict.headers(fmt.name))
+        return refused
     fmt.prepare(ctx, chat)
     headers = fmt.response_headers(ctx)
+    if verdict is not None:
+        headers.update(verdict.headers(fmt.name))
 
     if chat.stream:
         plan = fmt.plan(answer, ctx)

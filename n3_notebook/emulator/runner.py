@@ -39,6 +39,8 @@ class Emulator:
         api_keys: ApiKeys = None,
         port: int = 0,
         host: str = "127.0.0.1",
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
     ) -> None:
         env_token, env_first = delays_from_env()
         self._state = ServerState(
@@ -46,6 +48,7 @@ class Emulator:
             token_delay=token_delay if token_delay is not None else env_token,
             first_token_delay=first_token_delay if first_token_delay is not None else env_first,
         )
+        self._state.budget.configure(requests_per_minute, tokens_per_minute)
         self.host = host
         self._requested_port = port
         self.port = 0
@@ -169,9 +172,32 @@ class Emulator:
         return self._state.recorder.snapshot()
 
     def reset(self) -> None:
-        """Forget the records and the fault counters."""
+        """Forget the records, the fault counters and what the budgets have spent."""
         self._state.recorder.clear()
         self._state.counters.reset()
+        self._state.budget.reset()
+
+    def set_rate_limits(
+        self,
+        requests_per_minute: float | None = None,
+        tokens_per_minute: float | None = None,
+        burst_seconds: float = 60.0,
+    ) -> None:
+        """Enforce per-minute budgets per provider and model (None: no such budget),
+        each holding at most `burst_seconds` worth: a request over budget is answered 429,
+        and OpenAI / Anthropic answers carry the budget headers (see emulator/budget.py)."""
+        self._state.budget.configure(requests_per_minute, tokens_per_minute, burst_seconds)
+
+    def set_batch_seconds(self, seconds: float) -> None:
+        """How long a batch job takes before it ends (the fast clock; default 1 s)."""
+        if not seconds >= 0:
+            raise ValueError(f"seconds must be >= 0, got {seconds!r}")
+        self._state.batches.batch_seconds = seconds
+
+    @property
+    def rate_limited(self) -> int:
+        """How many requests the budgets refused (429) since start or reset()."""
+        return self._state.budget.refused
 
     def open_connections(self) -> int:
         """Requests whose response has not finished or closed yet."""
@@ -206,9 +232,19 @@ def run_emulator(
     api_keys: ApiKeys = None,
     port: int = 0,
     host: str = "127.0.0.1",
+    requests_per_minute: float | None = None,
+    tokens_per_minute: float | None = None,
 ) -> Emulator:
     """An emulator to use as ``with run_emulator() as emu:`` or ``async with``."""
-    return Emulator(token_delay, first_token_delay, api_keys, port, host)
+    return Emulator(
+        token_delay,
+        first_token_delay,
+        api_keys,
+        port,
+        host,
+        requests_per_minute=requests_per_minute,
+        tokens_per_minute=tokens_per_minute,
+    )
 
 
 _offline: Emulator | None = None

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from .batches import batch_routes
 from .chat import STATUS_FAULT_KIND, ServerState, serve_chat
 from .faults import FaultSpecError
 from .formats import (
@@ -261,6 +262,7 @@ def create_app(state: ServerState) -> Starlette:
         Route("/api/tags", ollama_tags, methods=["GET"]),
         Route("/api/pull", ollama_pull, methods=["POST"]),
         Route("/api/version", ollama_version, methods=["GET"]),
+        *batch_routes(),  # OpenAI /v1/files + /v1/batches, Anthropic /v1/messages/batches
     ]
     app = Starlette(
         routes=routes,

@@ -1,5 +1,5 @@
 """%llm line commands: providers, models, doctor, alias, unalias, cancel, last, reset,
-offline.
+offline, cache.
 
 A command is a function (session, args) -> what the cell shows; add one to COMMANDS and
 to HELP. (`%llm config` lives on the magics: it lists their configuration.)"""
@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..core import registry
+from ..core.cache import response_cache
 from ..core.errors import ConfigurationError
 from ..core.offline import is_offline, set_offline
 from ..core.redact import mask_url
@@ -43,6 +44,11 @@ HELP = """n3_notebook: stream LLM answers into the notebook.
 %llm last                 the last answer        %llm reset   forget the chat history
 %llm config               current settings
 %llm offline on|off|auto  use the emulator (auto: only when no provider key is set)
+%llm cache on|off|clear|stats   the response cache for every cell (--cache: one cell)
+
+%%llm --over ROWS [MODEL ...] [-o VAR] [--cache]
+    The cell is a template filled from each row of ROWS (a DataFrame, a list of dicts,
+    or of strings: {row}); several models compare over the dataset.
 """
 
 Command = Callable[[NotebookSession, list[str]], Any]
@@ -136,6 +142,34 @@ def _offline(session: NotebookSession, args: list[str]) -> None:
         raise CellError("usage: %llm offline on|off|auto", "Malformed %llm line")
 
 
+def _cache(session: NotebookSession, args: list[str]) -> Any:
+    cache = response_cache()
+    if args[:1] == ["on"]:
+        session.settings.cache = True
+        print(f"response cache on: repeated requests are answered from {cache.path}")
+    elif args[:1] == ["off"]:
+        session.settings.cache = False
+        print("response cache off (cells with --cache still use it)")
+    elif args[:1] == ["clear"]:
+        print(f"removed {cache.clear()} cached answer(s)")
+    elif args[:1] in (["stats"], []):
+        s = cache.stats()
+        rows = [
+            ("state", "on" if session.settings.cache else "off (per cell: --cache)"),
+            ("file", s.path),
+            ("entries", s.entries),
+            ("size", f"{s.size_bytes / 1024:.1f} KiB"),
+            ("hits / misses (this kernel)", f"{s.hits} / {s.misses}"),
+            ("written (this kernel)", s.writes),
+        ]
+        if s.error:
+            rows.append(("bypassed because", s.error))
+        return Table(("cache", "value"), rows)
+    else:
+        raise CellError("usage: %llm cache on|off|clear|stats", "Malformed %llm line")
+    return None
+
+
 COMMANDS: dict[str, Command] = {
     "help": _help,
     "providers": _providers,
@@ -147,4 +181,5 @@ COMMANDS: dict[str, Command] = {
     "last": _last,
     "reset": _reset,
     "offline": _offline,
+    "cache": _cache,
 }

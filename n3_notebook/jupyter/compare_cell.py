@@ -58,7 +58,7 @@ async def run_compare(session: NotebookSession, opts: CellOptions, prompt: str) 
         session.display(grid)
 
     messages = [cell_message(session, opts, prompt)]
-    params = {**opts.request_params(), **feature_params(session, opts)}
+    params = {**session.call_params(opts), **feature_params(session, opts)}
     cfg = session.stream_config(opts.timeout)
 
     async def one(pane: _Pane) -> None:

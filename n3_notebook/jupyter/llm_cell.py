@@ -17,6 +17,7 @@ from .display import answer_bundle
 from .errors import CellError
 from .launch import launch
 from .options import CellOptions, parse_line
+from .over_cell import run_over
 from .run import StreamRun, label, note
 from .session import NotebookSession
 from .views import make_view
@@ -42,6 +43,8 @@ def fill_prompt(session: NotebookSession, cell: str, magic: str = "%%llm") -> st
 async def run_llm_cell(session: NotebookSession, line: str, cell: str) -> Any:
     """Run one %%llm cell; returns None (the answer is displayed) or a handle."""
     opts = parse_line(line)
+    if opts.over is not None:
+        return await run_over(session, opts, cell)
     prompt = fill_prompt(session, cell)
     if len(opts.models) > 1 or opts.repeat > 1:
         return await run_compare(session, opts, prompt)
@@ -49,7 +52,7 @@ async def run_llm_cell(session: NotebookSession, line: str, cell: str) -> Any:
     provider = session.provider_for(model_spec)
     messages = session.history_messages() if opts.chat else []
     messages.append(cell_message(session, opts, prompt))
-    params = {**opts.request_params(), **feature_params(session, opts)}
+    params = {**session.call_params(opts), **feature_params(session, opts)}
     session.hint_once(hint)
     view = make_view(
         session.widgets and not opts.no_widget,

@@ -83,6 +83,7 @@ class LLMMagics(Magics):
         config=True
     )
     show_hint = Bool(True, help="Say once when the offline demo model is used.").tag(config=True)
+    cache = Bool(False, help="Answer repeated requests from the response cache.").tag(config=True)
     prices = Dict(
         help="Price overrides, USD per million tokens: {'provider:model': [input, output]}."
     ).tag(config=True)

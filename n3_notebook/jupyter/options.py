@@ -33,7 +33,7 @@ USAGE = (
     "%%llm [MODEL ...] [-s SYSTEM] [-t TEMP] [-n MAX_TOKENS] [-p key=value ...] "
     "[-f markdown|text|code|json|html] [-o VAR] [--background] [--no-widget] "
     "[--timeout S] [--chat] [--repeat N] [--image IMG ...] [--schema NAME] [--tools f,g] "
-    "[--run-tools] [--reasoning EFFORT]"
+    "[--run-tools] [--reasoning EFFORT] [--over ROWS] [--cache]"
 )
 CHAIN_USAGE = "%%chain [NAME] [-o VAR] [-m MODEL] [--define] [--background] [--no-widget]"
 CHAIN_RUN_USAGE = "%chain run NAME [key=value ...] [-o VAR] [--background] [--no-widget]"
@@ -117,6 +117,8 @@ class CellOptions:
     tools: list[str] = field(default_factory=list)
     run_tools: bool = False
     reasoning: str | None = None
+    over: str | None = None
+    cache: bool = False
 
     def request_params(self) -> dict[str, Any]:
         """What goes to the provider besides the messages: -p values, -t and -n."""
@@ -147,6 +149,8 @@ def llm_parser() -> LineParser:
     p.add_argument("--tools", type=_names, default=[])
     p.add_argument("--run-tools", dest="run_tools", action="store_true")
     p.add_argument("--reasoning")
+    p.add_argument("--over")
+    p.add_argument("--cache", action="store_true")
     return p
 
 

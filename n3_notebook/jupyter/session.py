@@ -50,6 +50,7 @@ class Settings:
     update_interval: float = 0.05
     default_format: str = "markdown"
     show_hint: bool = True
+    cache: bool = False
 
 
 #: A provider is reused across cells for the same model, mode and event loop.
@@ -109,6 +110,14 @@ class NotebookSession:
         if named:
             return named[0], None
         return await default_model(self.settings.default_model or None)
+
+    def call_params(self, opts: Any) -> dict[str, Any]:
+        """A cell's request parameters, plus cache=True when the cell (--cache) or the
+        session (`%llm cache on`) asks for the response cache."""
+        params: dict[str, Any] = opts.request_params()
+        if opts.cache or self.settings.cache:
+            params["cache"] = True
+        return params
 
     def stream_config(self, timeout: float | None = None) -> StreamConfig:
         return StreamConfig(

@@ -8,6 +8,7 @@ import json
 from typing import Any, ClassVar
 
 from ..core.base import BaseProvider, parse_json_line, split_system
+from ..core.batch import BatchAPI
 from ..core.catalog import ModelInfo
 from ..core.defaults import default_model_for
 from ..core.features import Features, budget_of, take_features
@@ -25,6 +26,7 @@ from ._common import (
     reasoning_chunk,
     truncated,
 )
+from .batches import AnthropicBatchAPI
 
 API_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 1024
@@ -43,6 +45,7 @@ class AnthropicProvider(BaseProvider):
 
     name: ClassVar[str] = "anthropic"
     display_name: ClassVar[str] = "Anthropic"
+    batch_api: ClassVar[BatchAPI | None] = AnthropicBatchAPI()
     env_keys: ClassVar[tuple[str, ...]] = ("ANTHROPIC_API_KEY",)
     env_base_urls: ClassVar[tuple[str, ...]] = ("ANTHROPIC_BASE_URL",)
     default_base_url: ClassVar[str] = "https://api.anthropic.com"

@@ -8,6 +8,7 @@ import json
 from typing import Any, ClassVar
 
 from ..core.base import BaseProvider, parse_json_line
+from ..core.batch import BatchAPI
 from ..core.catalog import ModelInfo
 from ..core.defaults import default_model_for
 from ..core.features import Features, effort_of, take_features
@@ -25,6 +26,7 @@ from ._common import (
     reasoning_chunk,
     truncated,
 )
+from .batches import OpenAIBatchAPI
 
 _FINISH = {
     "stop": "stop",
@@ -42,6 +44,7 @@ class OpenAIProvider(BaseProvider):
 
     name: ClassVar[str] = "openai"
     display_name: ClassVar[str] = "OpenAI"
+    batch_api: ClassVar[BatchAPI | None] = OpenAIBatchAPI()
     env_keys: ClassVar[tuple[str, ...]] = ("OPENAI_API_KEY",)
     env_base_urls: ClassVar[tuple[str, ...]] = ("OPENAI_BASE_URL",)
     default_base_url: ClassVar[str] = "https://api.openai.com/v1"

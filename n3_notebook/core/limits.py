@@ -1,0 +1,359 @@
+"""Rate limits per provider and model, shared by every call in the process.
+
+Each (provider, base URL, model) has one RateGroup: a request-rate and a token-rate bucket.
+Their budgets come from the caller (`requests_per_minute=` / `tokens_per_minute=` on a call
+or a provider's constructor), from the provider's response headers (OpenAI
+`x-ratelimit-*`, Anthropic `anthropic-ratelimit-*`), whichever is lower, and shrink
+adaptively after a 429: the group's rate is halved and paused for the server's retry-after,
+then recovers linearly over RECOVERY_SECONDS.
+
+The bucket is written here instead of taken from aiolimiter (the maintained asyncio
+limiter), because a group must be shared by calls on different event loops (the blocking
+facade runs each call on a private loop in a worker thread, and aiolimiter's waiters are
+futures of one loop), its rate changes while callers wait (learned, cut, recovering), and a
+request's token cost is an estimate charged up front (input characters / 4 plus max_tokens,
+which is how OpenAI itself counts a request against its token limit). A reservation here is
+a debt on a thread-safe counter: the caller sleeps its share on its own loop, and a
+cancelled waiter gives its reservation back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "BUDGET_HEADERS",
+    "RateGroup",
+    "RateLimitStats",
+    "estimate_tokens",
+    "parse_reset",
+    "rate_group",
+    "reset_rate_groups",
+]
+
+#: A bucket holds at most this many seconds of budget: providers enforce a per-minute
+#: limit over shorter windows, so a full minute's burst at once would be refused.
+BURST_SECONDS = 1.0
+#: After a 429 the group's rate is multiplied by this (repeatedly, down to MIN_FACTOR).
+BACKOFF_FACTOR = 0.5
+MIN_FACTOR = 0.05
+#: Seconds in which a cut rate climbs back to the full budget (linearly).
+RECOVERY_SECONDS = 30.0
+#: 429s that arrive within this many seconds of a cut belong to the same storm: one cut.
+STORM_SECONDS = 1.0
+#: The longest a 429's retry-after pauses the whole group.
+MAX_PAUSE = 60.0
+#: Window over which the request rate is observed (the base of a cut when no limit is known).
+OBSERVE_SECONDS = 10.0
+#: Output tokens assumed for a request that sets no max_tokens.
+DEFAULT_OUTPUT_ESTIMATE = 256
+_MAX_TOKEN_KEYS = (
+    "max_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "maxOutputTokens",
+    "num_predict",
+)
+
+#: Headers whose presence says a response carries budget information worth learning.
+BUDGET_HEADERS = ("x-ratelimit-limit-requests", "anthropic-ratelimit-requests-limit")
+
+Clock = Callable[[], float]
+
+
+def estimate_tokens(body: Mapping[str, Any] | None) -> int:
+    """Tokens a request counts against a token budget before its answer is known: the
+    characters of its text fields / 4, plus its output limit (or DEFAULT_OUTPUT_ESTIMATE)."""
+    if not body:
+        return DEFAULT_OUTPUT_ESTIMATE
+    chars = 0
+    stack: list[Any] = [body]
+    output: int | None = None
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            chars += len(item)
+        elif isinstance(item, Mapping):
+            for key, value in item.items():
+                if key in _MAX_TOKEN_KEYS and isinstance(value, int) and output is None:
+                    output = value
+                else:
+                    stack.append(value)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return chars // 4 + 1 + (DEFAULT_OUTPUT_ESTIMATE if output is None else output)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_reset(value: str | None, now: float | None = None) -> float | None:
+    """Seconds until a budget resets: OpenAI writes a duration ("1s", "6m0s", "20ms"),
+    Anthropic an RFC 3339 time. None when unreadable."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    parts = _DURATION.findall(text)
+    if parts and "".join(n + u for n, u in parts) == text:
+        return sum(float(n) * _UNIT[u] for n, u in parts)
+    try:
+        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if number >= 0 else None
+
+
+class _Bucket:
+    """A token bucket whose level may go negative: the debt is what waiters sleep off."""
+
+    __slots__ = ("level", "updated")
+
+    def __init__(self, now: float) -> None:
+        self.level: float | None = None  # None: full (capacity is only known with a rate)
+        self.updated = now
+
+    def reserve(self, amount: float, per_minute: float, now: float) -> float:
+        """Take `amount`; the seconds the caller must wait before it may send."""
+        rate = per_minute / 60.0
+        capacity = max(1.0, rate * BURST_SECONDS)
+        level = capacity if self.level is None else self.level
+        level = min(capacity, level + (now - self.updated) * rate)
+        level -= amount
+        self.level, self.updated = level, now
+        return 0.0 if level >= 0 else -level / rate
+
+    def refund(self, amount: float) -> None:
+        if self.level is not None:
+            self.level += amount
+
+    def cap(self, remaining: float) -> None:
+        """The server says only `remaining` is left: never hold more than that."""
+        if self.level is None or self.level > remaining:
+            self.level = remaining
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitStats:
+    """What a group has done: requests let through, seconds waited, 429s seen, and the
+    budgets in force (None = unlimited / unknown)."""
+
+    requests: int
+    waited: float
+    rate_limited: int
+    requests_per_minute: float | None
+    tokens_per_minute: float | None
+    factor: float
+
+
+class RateGroup:
+    """The shared budget of one provider + model (see the module docstring)."""
+
+    def __init__(self, key: tuple[str, str, str], clock: Clock = time.monotonic) -> None:
+        self.key = key
+        self._clock = clock
+        self._lock = threading.Lock()
+        now = clock()
+        self._requests = _Bucket(now)
+        self._tokens = _Bucket(now)
+        self.configured_rpm: float | None = None
+        self.configured_tpm: float | None = None
+        self.learned_rpm: float | None = None
+        self.learned_tpm: float | None = None
+        self._cut_factor = 1.0  # the factor right after the last cut
+        self._cut_at: float | None = None
+        self._cut_base_rpm: float | None = None  # observed rate at a cut, when no limit known
+        self._pause_until = 0.0
+        self._recent: collections.deque[float] = collections.deque()
+        self._count = 0
+        self._waited = 0.0
+        self._rate_limited = 0
+
+    # -------------------------------------------------------------- configuration
+    def configure(
+        self, requests_per_minute: float | None = None, tokens_per_minute: float | None = None
+    ) -> None:
+        """Set the budgets a caller knows (None leaves a budget as it is)."""
+        for name, value in (
+            ("requests_per_minute", requests_per_minute),
+            ("tokens_per_minute", tokens_per_minute),
+        ):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        with self._lock:
+            if requests_per_minute is not None:
+                self.configured_rpm = float(requests_per_minute)
+            if tokens_per_minute is not None:
+                self.configured_tpm = float(tokens_per_minute)
+
+    @property
+    def counts_tokens(self) -> bool:
+        """Whether a token budget is known (else a request's tokens need no estimate)."""
+        return self.configured_tpm is not None or self.learned_tpm is not None
+
+    def _factor(self, now: float) -> float:
+        if self._cut_at is None:
+            return 1.0
+        progress = (now - self._cut_at) / RECOVERY_SECONDS
+        if progress >= 1.0:
+            self._cut_at, self._cut_factor, self._cut_base_rpm = None, 1.0, None
+            return 1.0
+        return self._cut_factor + (1.0 - self._cut_factor) * progress
+
+    def _rpm(self, now: float) -> float | None:
+        factor = self._factor(now)  # first: a finished recovery forgets the cut's base
+        known = [v for v in (self.configured_rpm, self.learned_rpm) if v is not None]
+        base = min(known) if known else self._cut_base_rpm
+        return None if base is None else base * factor
+
+    def _tpm(self, now: float) -> float | None:
+        known = [v for v in (self.configured_tpm, self.learned_tpm) if v is not None]
+        return min(known) * self._factor(now) if known else None
+
+    # -------------------------------------------------------------------- acquire
+    def _reserve(self, tokens: int) -> tuple[float, float, float]:
+        """(seconds to wait, request units taken, token units taken)."""
+        with self._lock:
+            now = self._clock()
+            wait = max(0.0, self._pause_until - now)
+            took_r = took_t = 0.0
+            rpm = self._rpm(now)
+            if rpm is not None:
+                wait = max(wait, self._requests.reserve(1.0, rpm, now))
+                took_r = 1.0
+            tpm = self._tpm(now)
+            if tpm is not None and tokens > 0:
+                wait = max(wait, self._tokens.reserve(float(tokens), tpm, now))
+                took_t = float(tokens)
+            self._count += 1
+            self._waited += wait
+            recent = self._recent
+            recent.append(now + wait)
+            while recent and recent[0] < now - OBSERVE_SECONDS:
+                recent.popleft()
+            return wait, took_r, took_t
+
+    async def acquire(self, tokens: int = 0) -> float:
+        """Wait for a request slot (and `tokens` of token budget); the seconds waited."""
+        wait, took_r, took_t = self._reserve(tokens)
+        total = 0.0
+        try:
+            while wait > 0:
+                await asyncio.sleep(wait)
+                total += wait
+                with self._lock:  # a 429 during the wait pauses everyone
+                    wait = self._pause_until - self._clock()
+        except asyncio.CancelledError:
+            with self._lock:
+                self._requests.refund(took_r)
+                self._tokens.refund(took_t)
+            raise
+        return total
+
+    # ------------------------------------------------------------------- feedback
+    def observe(self, status: int, headers: Mapping[str, str], retry_after: float | None) -> None:
+        """Learn from a response: budget headers always, a 429 cuts the rate."""
+        now_wall = time.time()
+        with self._lock:
+            now = self._clock()
+            self._learn(headers, now, now_wall)
+            if status == 429:
+                self._rate_limited += 1
+                self._cut(now, retry_after)
+
+    def _learn(self, headers: Mapping[str, str], now: float, now_wall: float) -> None:
+        get = headers.get
+        for kind in ("requests", "tokens"):
+            limit = _number(get(f"x-ratelimit-limit-{kind}"))
+            remaining = _number(get(f"x-ratelimit-remaining-{kind}"))
+            reset = parse_reset(get(f"x-ratelimit-reset-{kind}"), now_wall)
+            if limit is None:
+                limit = _number(get(f"anthropic-ratelimit-{kind}-limit"))
+                remaining = _number(get(f"anthropic-ratelimit-{kind}-remaining"))
+                reset = parse_reset(get(f"anthropic-ratelimit-{kind}-reset"), now_wall)
+            if limit is None or limit <= 0:
+                continue
+            bucket = self._requests if kind == "requests" else self._tokens
+            if kind == "requests":
+                self.learned_rpm = limit
+            else:
+                self.learned_tpm = limit
+            if remaining is not None:
+                bucket.cap(remaining)
+                if remaining < 1 and reset:
+                    # `reset` is when the budget is whole again; one unit is back after
+                    # its share of that time (providers replenish continuously).
+                    unit = min(MAX_PAUSE, reset / max(1.0, limit - remaining))
+                    self._pause_until = max(self._pause_until, now + unit)
+
+    def _cut(self, now: float, retry_after: float | None) -> None:
+        if retry_after:
+            pause = min(retry_after, MAX_PAUSE)
+            self._pause_until = max(self._pause_until, now + pause)
+        if self._cut_at is not None and now - self._cut_at < STORM_SECONDS:
+            return
+        if self.configured_rpm is None and self.learned_rpm is None and self._cut_base_rpm is None:
+            recent = self._recent
+            span = max(1.0, now - recent[0]) if recent else OBSERVE_SECONDS
+            self._cut_base_rpm = max(1.0, len(recent) * 60.0 / span)
+        factor = self._factor(now)
+        self._cut_factor = max(MIN_FACTOR, factor * BACKOFF_FACTOR)
+        self._cut_at = now
+
+    # ---------------------------------------------------------------------- stats
+    def stats(self) -> RateLimitStats:
+        with self._lock:
+            now = self._clock()
+            return RateLimitStats(
+                requests=self._count,
+                waited=self._waited,
+                rate_limited=self._rate_limited,
+                requests_per_minute=self._rpm(now),
+                tokens_per_minute=self._tpm(now),
+                factor=self._factor(now),
+            )
+
+
+_groups: dict[tuple[str, str, str], RateGroup] = {}
+_groups_lock = threading.Lock()
+
+
+def rate_group(provider: str, base_url: str, model: str) -> RateGroup:
+    """The process-wide group of one provider endpoint and model (created on first use)."""
+    key = (provider, base_url, model)
+    group = _groups.get(key)
+    if group is None:
+        with _groups_lock:
+            group = _groups.setdefault(key, RateGroup(key))
+    return group
+
+
+def reset_rate_groups() -> None:
+    """Forget every group (their budgets, learned limits and cuts); for tests."""
+    with _groups_lock:
+        _groups.clear()
