@@ -95,12 +95,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    with emulator as emu:
-        for provider, url in emu.base_urls.items():
+    try:
+        for provider, url in emulator.base_urls.items():
             print(f"{provider} {url}")
         sys.stdout.flush()
         while not stop.wait(0.5):
             pass
+    finally:
+        emulator.stop(cut=True)
     return 0
 
 

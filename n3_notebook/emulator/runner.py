@@ -27,6 +27,7 @@ OFFLINE_API_KEY = "n3-offline-dummy-key"
 
 _START_TIMEOUT = 10.0
 _STOP_TIMEOUT = 5.0
+_CUT_TIMEOUT = 0.5
 
 
 class Emulator:
@@ -105,17 +106,20 @@ class Emulator:
         except BaseException as exc:  # pragma: no cover - reported by start()
             self._error = exc
 
-    def stop(self) -> None:
+    def stop(self, *, cut: bool = False) -> None:
+        """Stop serving. Streams still open are cut instead of waited for; with `cut`,
+        so is every request still being handled, and the server thread (a daemon) gets
+        _CUT_TIMEOUT to end: what a terminated process wants, since a backlog of requests
+        its clients already gave up on is not worth finishing before it exits."""
         with self._lifecycle:
             server, thread = self._server, self._thread
             if server is None or thread is None:
                 return
-            # Streams still open at exit are cut instead of waited for.
-            if self._state.recorder.open_count():
+            if cut or self._state.recorder.open_count():
                 server.force_exit = True
             server.should_exit = True
-            thread.join(_STOP_TIMEOUT)
-            if thread.is_alive():  # pragma: no cover - defensive
+            thread.join(_CUT_TIMEOUT if cut else _STOP_TIMEOUT)
+            if thread.is_alive() and not cut:  # pragma: no cover - defensive
                 server.force_exit = True
                 thread.join(_STOP_TIMEOUT)
             self._cleanup()
