@@ -33,6 +33,7 @@ __all__ = [
     "BUDGET_HEADERS",
     "RateGroup",
     "RateLimitStats",
+    "TokenBucket",
     "estimate_tokens",
     "parse_reset",
     "rate_group",
@@ -129,24 +130,52 @@ def _number(value: str | None) -> float | None:
     return number if number >= 0 else None
 
 
-class _Bucket:
-    """A token bucket whose level may go negative: the debt is what waiters sleep off."""
+class TokenBucket:
+    """A token bucket holding at most `burst` seconds of its rate. Waiting callers reserve
+    (the level may go negative: the debt is what they sleep off); refusing callers ask
+    wait_for first and take only what fits (the gateway's budgets, core/budgets.py)."""
 
-    __slots__ = ("level", "updated")
+    __slots__ = ("burst", "level", "updated")
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, now: float, burst: float = BURST_SECONDS) -> None:
         self.level: float | None = None  # None: full (capacity is only known with a rate)
         self.updated = now
+        self.burst = burst
+
+    def _refill(self, per_minute: float, now: float) -> float:
+        rate = per_minute / 60.0
+        capacity = max(1.0, rate * self.burst)
+        level = capacity if self.level is None else self.level
+        level = min(capacity, level + max(0.0, now - self.updated) * rate)
+        self.level, self.updated = level, now
+        return capacity
 
     def reserve(self, amount: float, per_minute: float, now: float) -> float:
         """Take `amount`; the seconds the caller must wait before it may send."""
-        rate = per_minute / 60.0
-        capacity = max(1.0, rate * BURST_SECONDS)
-        level = capacity if self.level is None else self.level
-        level = min(capacity, level + (now - self.updated) * rate)
-        level -= amount
-        self.level, self.updated = level, now
-        return 0.0 if level >= 0 else -level / rate
+        self._refill(per_minute, now)
+        assert self.level is not None
+        self.level -= amount
+        return 0.0 if self.level >= 0 else -self.level * 60.0 / per_minute
+
+    def wait_for(self, amount: float, per_minute: float, now: float) -> float:
+        """Seconds until `amount` is there (0.0: now); nothing is taken. A request larger
+        than the whole bucket waits for a full one."""
+        capacity = self._refill(per_minute, now)
+        assert self.level is not None
+        amount = min(amount, capacity)
+        return 0.0 if self.level >= amount else (amount - self.level) * 60.0 / per_minute
+
+    def take(self, amount: float, per_minute: float) -> None:
+        """Charge `amount` (at most the whole bucket) after wait_for said it fits."""
+        capacity = max(1.0, per_minute / 60.0 * self.burst)
+        if self.level is not None:
+            self.level -= min(amount, capacity)
+
+    def give_back(self, amount: float, per_minute: float) -> None:
+        """Return `amount` (negative: charge more), never above a full bucket."""
+        if self.level is not None:
+            capacity = max(1.0, per_minute / 60.0 * self.burst)
+            self.level = min(capacity, self.level + amount)
 
     def refund(self, amount: float) -> None:
         if self.level is not None:
@@ -179,8 +208,8 @@ class RateGroup:
         self._clock = clock
         self._lock = threading.Lock()
         now = clock()
-        self._requests = _Bucket(now)
-        self._tokens = _Bucket(now)
+        self._requests = TokenBucket(now)
+        self._tokens = TokenBucket(now)
         self.configured_rpm: float | None = None
         self.configured_tpm: float | None = None
         self.learned_rpm: float | None = None

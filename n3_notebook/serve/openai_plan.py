@@ -13,11 +13,11 @@ from ..chain import Chain, ChainError
 from ..chain.model import REQUIRED
 from ..core.errors import LLMError
 from ..core.images import Image, ImageError
+from ..core.limits import estimate_tokens
 from ..core.registry import resolve_model
 from ..core.schema import as_output_schema
 from ..core.tools import Tool, as_tools
 from ..core.types import Message, ToolCall
-from .budgets import estimate_tokens
 from .errors import ServeError
 from .openai_wire import ROLES, ChatCompletionRequest, ChatMessage
 from .state import ServeState
@@ -249,7 +249,7 @@ def plan_chat(state: ServeState, req: ChatCompletionRequest, token: str | None) 
         if v is not None
     }
     params.update(_features(req))
-    estimate = estimate_tokens(texts, max_tokens)
+    estimate = estimate_tokens({"texts": texts, "max_tokens": max_tokens})
     include = bool(req.stream_options and req.stream_options.include_usage)
     return ChatPlan(model, messages, params, include, estimate, token, chain)
 

@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from ..core.base import BaseProvider
+from ..core.budgets import SharedBudget
 from ..core.errors import (
     APIConnectionError,
     APIStatusError,
@@ -47,7 +48,7 @@ from ..core.types import LLMResponse, Message, StreamChunk, StreamConfig
 from .errors import ServeError
 from .gateway_config import BreakerConfig, GatewayConfig
 from .metrics import label
-from .shared_budgets import RedisStore, SharedBudget
+from .shared_budgets import RedisStore
 from .tokens import ApiToken
 
 CLOSED, OPEN, HALF_OPEN = 0, 1, 2

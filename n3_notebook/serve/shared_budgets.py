@@ -1,12 +1,13 @@
-"""Budgets shared by every worker and every gateway instance through Redis (N3_REDIS_URL),
-with the worker's own buckets as the fallback.
+"""The Redis store of the budgets (core/budgets.py's BudgetStore) shared by every worker and
+every gateway instance through Redis (N3_REDIS_URL), with the worker's own buckets as the
+fallback.
 
 Each budget's two buckets (requests, tokens per minute) are Redis hashes; one Lua script
 refills and charges them atomically on Redis's own clock (TIME), so workers and machines
 with different clocks see one budget. When Redis cannot be reached (or answers slowly,
 REDIS_TIMEOUT) the request is not failed: the budget falls back to this worker's own
-MinuteBudget, a warning is logged once, and Redis is tried again after RETRY_SECONDS
-(recovery is logged too). Per-process budgets are then each the whole budget, so the
+MinuteBudget (core/budgets.py), a warning is logged once, and Redis is tried again after
+RETRY_SECONDS (recovery is logged too). Per-process budgets are then each the whole budget, so the
 combined rate can reach N times it while Redis is away.
 
 The client is redis-py's asyncio client (the `redis` package, the `serve` extra)."""
@@ -22,7 +23,6 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ..core.redact import register_secret
-from .budgets import MinuteBudget
 
 logger = logging.getLogger("n3_notebook.serve")
 
@@ -33,7 +33,6 @@ REDIS_TIMEOUT = 0.5
 RETRY_SECONDS = 5.0
 #: Seconds an idle bucket stays in Redis (a full minute's budget refills in 60 s).
 BUCKET_TTL = 120
-PREFIX = "n3:budget"
 
 # KEYS: buckets; ARGV: per_minute and amount for each. Returns the wait in seconds (a
 # string: Redis turns Lua numbers into integers); charges every bucket only if all fit.
@@ -162,56 +161,8 @@ class RedisStore:
                 logger.debug("closing the Redis client failed")
 
 
-class SharedBudget:
-    """A named budget: in Redis when a store is given and reachable, else this worker's."""
-
-    def __init__(
-        self,
-        name: str,
-        requests_per_minute: int | None,
-        tokens_per_minute: int | None,
-        store: RedisStore | None = None,
-    ) -> None:
-        self.name = name
-        self.requests_per_minute = requests_per_minute
-        self.tokens_per_minute = tokens_per_minute
-        self.local = MinuteBudget(requests_per_minute, tokens_per_minute)
-        self.store = store
-        self._requests_key = f"{PREFIX}:{{{name}}}:requests"
-        self._tokens_key = f"{PREFIX}:{{{name}}}:tokens"
-
-    async def take(self, tokens: int) -> tuple[float, bool]:
-        """(0.0 when a request of an estimated `tokens` fits now and is charged, else the
-        seconds until it would; whether the shared budget answered)."""
-        if self.store is not None:
-            keys: list[str] = []
-            args: list[float] = []
-            if self.requests_per_minute:
-                keys.append(self._requests_key)
-                args += [self.requests_per_minute, 1]
-            if self.tokens_per_minute:
-                keys.append(self._tokens_key)
-                args += [self.tokens_per_minute, tokens]
-            wait = await self.store.take(keys, args)
-            if wait is not None:
-                return wait, True
-        return self.local.take(tokens), False
-
-    async def settle(self, estimated: int, actual: int, shared: bool) -> None:
-        """After the answer: the real token count replaces the estimate, in the budget that
-        was charged (`shared`: take's second value)."""
-        tpm = self.tokens_per_minute
-        if not tpm or actual < 0:
-            return
-        if shared and self.store is not None:
-            await self.store.settle(self._tokens_key, tpm, min(estimated, tpm) - actual)
-            return
-        self.local.settle(estimated, actual)
-
-
 __all__ = [
     "REDIS_URL_ENV",
     "RedisStore",
-    "SharedBudget",
     "shown_url",
 ]

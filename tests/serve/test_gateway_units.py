@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from n3_notebook.core.budgets import MinuteBudget
 from n3_notebook.core.errors import (
     APIConnectionError,
     AuthenticationError,
@@ -17,8 +18,8 @@ from n3_notebook.core.errors import (
     RateLimitError,
     ServerError,
 )
+from n3_notebook.core.limits import estimate_tokens
 from n3_notebook.core.types import Usage
-from n3_notebook.serve.budgets import MinuteBudget, estimate_tokens
 from n3_notebook.serve.gateway_config import (
     BreakerConfig,
     GatewayConfigError,
@@ -172,8 +173,8 @@ def test_minute_budget() -> None:
     assert t.take(500) == pytest.approx(40.0)  # 400 missing at 10 a second
     t.settle(500, 50)  # the answer used 50: 450 come back
     assert t.take(500) == 0
-    assert estimate_tokens(["abcd" * 10], None) == 10 + 256
-    assert estimate_tokens(["abc"], 5) == 1 + 5
+    assert estimate_tokens({"texts": ["abcd" * 10], "max_tokens": None}) == 10 + 1 + 256
+    assert estimate_tokens({"texts": ["abc"], "max_tokens": 5}) == 1 + 5
 
 
 def test_token_file_gateway_options(tmp_path: Path) -> None:
