@@ -13,6 +13,10 @@ timeout, which lets two kernels read and write the same file at once and keeps e
 atomic (a kernel killed mid-write leaves the previous state). The file lives in
 platformdirs' user cache directory, or in N3_CACHE_DIR. A file that cannot be opened or is
 not a database is reported once (a RuntimeWarning) and bypassed: calls go to the provider.
+
+Another store can stand in for the file (use_response_cache: the service installs its Redis
+cache, serve/redis_cache.py, when N3_REDIS_URL is set); it keeps the same keys and the same
+JSON values (encode_response / decode_response).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import warnings
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import platformdirs
@@ -39,12 +43,17 @@ from .types import LLMResponse, StreamChunk, Usage
 
 __all__ = [
     "CACHE_DIR_ENV",
+    "CacheBackend",
     "CacheStats",
     "ResponseCache",
     "cache_dir",
     "cache_key",
+    "cacheable",
     "cached_batches",
+    "decode_response",
+    "encode_response",
     "response_cache",
+    "use_response_cache",
 ]
 
 CACHE_DIR_ENV = "N3_CACHE_DIR"
@@ -98,7 +107,8 @@ class CacheStats:
     error: str | None
 
 
-def _encode(response: LLMResponse) -> bytes:
+def encode_response(response: LLMResponse) -> bytes:
+    """An answer as the JSON a cache keeps (never a pickle: reading runs no code)."""
     meta = {k: v for k, v in response.metadata.items() if k != "cached"}
     return orjson.dumps(
         {
@@ -116,7 +126,9 @@ def _encode(response: LLMResponse) -> bytes:
     )
 
 
-def _decode(blob: bytes, latency: float) -> LLMResponse:
+def decode_response(blob: bytes, latency: float) -> LLMResponse:
+    """A kept answer back, marked metadata["cached"] = True; ValueError / KeyError /
+    TypeError when the blob is not one."""
     data = orjson.loads(blob)
     meta = dict(data.get("metadata") or {})
     meta["cached"] = True
@@ -145,6 +157,24 @@ def cacheable(response: LLMResponse) -> bool:
         and not response.metadata.get("stopped_by")
         and not response.tool_calls
     )
+
+
+class CacheBackend(Protocol):
+    """What the calls need of a response cache (ResponseCache, or the service's Redis one).
+    Every method answers without raising: a store that fails is a miss."""
+
+    @property
+    def path(self) -> object: ...
+
+    def get(self, key: str) -> LLMResponse | None: ...
+
+    def put(self, key: str, response: LLMResponse) -> bool: ...
+
+    def clear(self) -> int: ...
+
+    def stats(self) -> CacheStats: ...
+
+    def close(self) -> None: ...
 
 
 class ResponseCache:
@@ -220,7 +250,7 @@ class ResponseCache:
                 self.misses += 1
                 return None
             try:
-                response = _decode(row[0], time.perf_counter() - start)
+                response = decode_response(row[0], time.perf_counter() - start)
             except (ValueError, KeyError, TypeError):
                 self.misses += 1  # an entry we cannot read is a miss (it will be rewritten)
                 return None
@@ -231,7 +261,7 @@ class ResponseCache:
         """Keep a complete answer; False when it is not kept (incomplete, or no cache)."""
         if not cacheable(response):
             return False
-        blob = _encode(response)
+        blob = encode_response(response)
         with self._lock:
             conn = self._connect()
             if conn is None:
@@ -291,12 +321,25 @@ class ResponseCache:
 
 
 _default: ResponseCache | None = None
+_override: CacheBackend | None = None
 _default_lock = threading.Lock()
 
 
-def response_cache() -> ResponseCache:
-    """The process-wide cache in cache_dir() (a new one when N3_CACHE_DIR changes)."""
+def use_response_cache(cache: CacheBackend | None) -> CacheBackend | None:
+    """Make `cache` the process-wide cache in place of the SQLite file (None: the file
+    again); returns the one it replaces (None: the file)."""
+    global _override
+    with _default_lock:
+        previous, _override = _override, cache
+    return previous
+
+
+def response_cache() -> CacheBackend:
+    """The process-wide cache: the one given to use_response_cache, else the file in
+    cache_dir() (a new one when N3_CACHE_DIR changes)."""
     global _default
+    if _override is not None:
+        return _override
     directory = cache_dir()
     with _default_lock:
         if _default is None or _default.path.parent != directory:
@@ -316,7 +359,7 @@ def _replay(response: LLMResponse) -> list[StreamChunk]:
 
 
 async def cached_batches(
-    cache: ResponseCache,
+    cache: CacheBackend,
     key: str,
     provider: str,
     model: str,

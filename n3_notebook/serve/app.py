@@ -24,7 +24,8 @@ security headers; metrics.py: metrics and access log) and tokens.py, settings.py
 Limits. protocol.py bounds what comes before the app: a request's head and its timing.
 The OpenAI-compatible gateway: openai_compat.py (routes, what they run), openai_plan.py
 (request checks), openai_wire.py (the wire format), routing.py (fallbacks, key pools,
-breakers), gateway_config.py (the TOML file), budgets.py and shared_budgets.py (Redis)."""
+breakers), gateway_config.py (the TOML file), core/budgets.py with shared_budgets.py
+(budgets in Redis) and redis_cache.py (the response cache in Redis)."""
 
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ from .metrics import MetricsMiddleware, ServiceMetrics
 from .openai_compat import add_openai_routes
 from .pacing import PACED_INTERVAL, LoadPacer
 from .providers import ProviderFactory, ProviderPool
+from .redis_cache import RedisResponseCache, cache_ttl, install_cache, uninstall_cache
 from .routes import add_routes
 from .routing import Gateway, Router
 from .settings import (
@@ -119,8 +121,10 @@ def create_app(
     gateway_config: the OpenAI-compatible gateway's routes, key pools, limits and breaker
       (a GatewayConfig or a TOML file; None reads N3_SERVE_GATEWAY_CONFIG; see
       gateway_config.py). Without one, /v1/chat/completions takes model strings and chains.
-    redis_url: where the gateway's budgets (per upstream, per token) are shared by every
-      worker and instance (None reads N3_REDIS_URL; unset: each worker keeps its own).
+    redis_url: where the gateway's budgets (per upstream, per token) and the response cache
+      (calls with cache=True; entries expire after N3_CACHE_TTL seconds) are shared by every
+      worker and instance (None reads N3_REDIS_URL; unset: each worker keeps its own budgets
+      and the cache is the machine's SQLite file).
     """
     named = named_chains(chains)
     if token is None:
@@ -157,6 +161,7 @@ def create_app(
         gateway_config = load_gateway_config(gateway_config)
     redis_url = redis_url or os.environ.get(REDIS_URL_ENV) or None
     store = RedisStore(redis_url) if redis_url else None
+    ttl = cache_ttl() if redis_url else None
     router = Router(gateway_config, pool.make_upstream, metrics.registry, store=store)
     if pacer is None:
         interval = env_float(PACING_ENV, PACED_INTERVAL)
@@ -183,9 +188,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lifecycle.install_signal_hook()
         lifecycle.pacer.start()
+        cache = RedisResponseCache(redis_url, ttl) if redis_url else None
+        if cache is not None:
+            install_cache(cache)
         try:
             yield
         finally:
+            if cache is not None:
+                uninstall_cache(cache)
             await lifecycle.close()
             await router.aclose()
             if store is not None:

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -115,6 +116,39 @@ def test_two_instances_share_one_upstream_limit(serve: Any, redis_server: RedisS
     refill = (time.monotonic() - t0) * 20 / 60  # the budget refills while the test runs
     assert 20 <= ok <= 20 * 1.05 + refill + 1, (ok, refill)
     assert limited == 30 - ok
+
+
+CONCURRENT = """
+[routes]
+r = ["openai:gpt-4o-mini"]
+[limits."openai:gpt-4o-mini"]
+requests_per_minute = 40
+"""
+
+
+def test_two_instances_hit_at_once_keep_one_rate(serve: Any, redis_server: RedisServer) -> None:
+    """Four clients at once, two on each instance, for a few seconds: the requests let
+    through stay within 1.05x of what one budget allows in that time (a full minute's
+    bucket plus its refill), where two separate budgets would let through twice that."""
+    a = serve(gateway_config=parse_gateway_config(CONCURRENT), redis_url=redis_server.url)
+    b = serve(gateway_config=parse_gateway_config(CONCURRENT), redis_url=redis_server.url)
+    seconds = 3.0
+    t0 = time.monotonic()
+
+    def client(server: Any) -> tuple[int, int]:
+        ok = limited = 0
+        while time.monotonic() - t0 < seconds:
+            o, lim = _served(server, 1)
+            ok, limited = ok + o, limited + lim
+        return ok, limited
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(client, (a, b, a, b)))
+    elapsed = time.monotonic() - t0
+    ok = sum(o for o, _ in results)
+    allowed = 40 + elapsed * 40 / 60
+    assert sum(lim for _, lim in results) > 0
+    assert 40 <= ok <= allowed * 1.05, (ok, allowed)
 
 
 def test_without_redis_each_instance_has_its_own(serve: Any) -> None:
