@@ -314,6 +314,19 @@ class BaseProvider:
         prepare_features(merged)
         return merged
 
+    def _build(
+        self, msgs: list[Message], system: str | None, stream: bool, opts: dict[str, Any]
+    ) -> RequestSpec:
+        """build_request, remembering what was asked (for the request's record)."""
+        spec = self.build_request(msgs, system, stream, opts)
+        spec.messages, spec.system = msgs, system
+        return spec
+
+    def _record(self, spec: RequestSpec, stream: bool) -> RequestMetrics:
+        return RequestMetrics(
+            self.name, self.model, stream, time.time(), messages=spec.messages, system=spec.system
+        )
+
     # ------------------------------------------------------------------ public API
     async def agenerate(self, prompt: str, system: str | None = None, **params: Any) -> LLMResponse:
         """One prompt, the whole answer."""
@@ -355,8 +368,8 @@ class BaseProvider:
         self, msgs: list[Message], system: str | None, opts: dict[str, Any]
     ) -> LLMResponse:
         schema = opts.get("schema")
-        spec = self.build_request(msgs, system, False, opts)
-        rec = RequestMetrics(self.name, self.model, False, time.time())
+        spec = self._build(msgs, system, False, opts)
+        rec = self._record(spec, False)
         start = time.perf_counter()
         logger.debug("%s %s request start", self.name, self.model)
         try:
@@ -371,6 +384,12 @@ class BaseProvider:
                     f"the response is not JSON: {_snippet(body)!r}", provider=self.name
                 ) from exc
             parsed = self._parse_answer(payload)
+            rec.input_tokens = parsed.usage.input_tokens
+            rec.output_tokens = parsed.usage.output_tokens
+            rec.answer_parts.append(parsed.content)
+            rec.finish_reason = finish_with_calls(
+                self.normalize_finish(parsed.raw_finish_reason), parsed.tool_calls
+            )
         except asyncio.CancelledError:
             rec.outcome = "cancelled"
             raise
@@ -380,8 +399,6 @@ class BaseProvider:
         finally:
             rec.duration = time.perf_counter() - start
             emit(rec, self.on_metrics)
-        rec.input_tokens = parsed.usage.input_tokens
-        rec.output_tokens = parsed.usage.output_tokens
         response = self._answer(
             parsed, rec.duration, rec.request_id, rec.retries, rec.duration - rec.queue_wait
         )
@@ -466,7 +483,7 @@ class BaseProvider:
             opts.pop("run_tools")
             return stream_tool_loop(
                 lambda history, p: self._stream(
-                    self.build_request(history, system, True, dict(p)), cfg
+                    self._build(history, system, True, dict(p)), cfg
                 ),
                 msgs,
                 opts,
@@ -490,7 +507,7 @@ class BaseProvider:
         if opts.pop("run_tools", False):
             raise ValueError("run_tools=True works with stream_chat and achat, not in batches")
         opts.pop("max_tool_steps", None)
-        spec = self.build_request(msgs, system, True, opts)
+        spec = self._build(msgs, system, True, opts)
         batches = self._stream_batches(spec, stream_config or self.stream_config)
         if not use_cache:
             return batches
@@ -697,7 +714,7 @@ class BaseProvider:
         loop = asyncio.get_running_loop()
         requested = loop.time()
         reasoning = wants_reasoning(self.model, spec.json)
-        rec = RequestMetrics(self.name, self.model, True, time.time())
+        rec = self._record(spec, True)
         max_chunks = cfg.max_chunks
         delivered = 0
         attempt = 0
@@ -730,6 +747,7 @@ class BaseProvider:
                                             rec.time_to_first_token = loop.time() - start
                                         delivered += 1
                                         rec.chunks = delivered
+                                        rec.answer_parts.append(chunk.content)
                                         out.append(chunk)
                                         if max_chunks is not None and delivered >= max_chunks:
                                             out.append(
@@ -810,9 +828,10 @@ class BaseProvider:
             rec.input_tokens = chunk.usage.input_tokens
             rec.output_tokens = chunk.usage.output_tokens
         finish = chunk.finish_reason if stopped_by else self.normalize_finish(raw)
+        rec.finish_reason = finish_with_calls(finish, chunk.tool_calls)
         return StreamChunk(
             chunk.content,
-            finish_with_calls(finish, chunk.tool_calls),
+            rec.finish_reason,
             chunk.model or self.model,
             chunk.usage,
             meta,
@@ -958,6 +977,7 @@ def _http_timeout_text(exc: httpx.TimeoutException) -> str:
 def _fail(rec: RequestMetrics, exc: LLMError) -> None:
     rec.outcome = "timeout" if isinstance(exc, LLMTimeoutError) else "error"
     rec.error_type = type(exc).__name__
+    rec.error_message = str(exc)
     rec.status_code = exc.status_code
     if exc.request_id:
         rec.request_id = exc.request_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,6 +10,7 @@ import httpx
 
 from .tls import VerifyTypes
 from .transport import AiohttpTransport
+from .types import Message
 
 #: HTTP timeout of a whole (non-streamed) answer: long ones take minutes (streams are
 #: bounded by StreamConfig instead).
@@ -21,13 +23,16 @@ ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error body we read before giving up 
 
 @dataclass(slots=True)
 class RequestSpec:
-    """What to send: built by a provider adapter, sent by the base provider."""
+    """What to send: built by a provider adapter, sent by the base provider. `messages` and
+    `system` are what the caller asked, kept for the request's record (not sent as such)."""
 
     method: str
     path: str
     json: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
+    messages: Sequence[Message] = ()
+    system: str | None = None
 
 
 def make_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:

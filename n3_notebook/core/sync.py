@@ -7,6 +7,7 @@ the coroutine and the KeyboardInterrupt propagates."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -43,7 +44,9 @@ def run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
             loop.close()
             finished.set()
 
-    thread = threading.Thread(target=worker, name="n3-sync", daemon=True)
+    # the caller's context goes along (e.g. the notebook cell a call log entry names)
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(worker,), name="n3-sync", daemon=True)
     thread.start()
     try:
         while not finished.wait(0.05):

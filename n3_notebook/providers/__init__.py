@@ -1,5 +1,8 @@
-"""One adapter per provider: request building and event mapping on top of core.BaseProvider."""
+"""One adapter per provider: request building and event mapping on top of core.BaseProvider.
 
+Importing the providers subscribes the call log (n3_notebook.log) to every request."""
+
+from .. import log as _log  # noqa: F401  (subscribes the call log)
 from .anthropic import AnthropicProvider
 from .cohere import CohereProvider
 from .emulator import EmulatorProvider
