@@ -21,7 +21,10 @@ _KEY_SHAPES = re.compile(
     r"([^\s\"',&)]{8,})",
     re.IGNORECASE,
 )
-_URL_CREDS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)[^/\s:@]+(?::[^/\s@]*)?@", re.I)
+# A scheme starts where a word does (else a long run of letters costs quadratic time).
+_URL_CREDS = re.compile(
+    r"(?<![a-z0-9+.\-])(?P<scheme>[a-z][a-z0-9+.\-]*://)[^/\s:@]+(?::[^/\s@]*)?@", re.I
+)
 _URL_KEY_PARAM = re.compile(r"([?&](?:key|api[_-]?key|token|access_token|auth)=)[^&\s#\"']+", re.I)
 
 

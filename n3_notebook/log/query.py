@@ -23,7 +23,11 @@ __all__ = ["Call", "Calls", "TimeSpec", "open_log", "parse_since", "query", "rea
 TimeSpec = str | float | int | _dt.datetime | _dt.timedelta
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|hr|d|day|w|wk)s?\s*$", re.I)
+_SPAN = re.compile(
+    r"^\s*(\d+(?:\.\d+)?)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?|d|days?|w|wks?|weeks?)"
+    r"\s*$",
+    re.I,
+)
 _SEARCHED = ("prompt", "system", "messages", "response", "error_message")
 _PREVIEW = 60
 

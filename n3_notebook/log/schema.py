@@ -147,15 +147,16 @@ def _version(conn: sqlite3.Connection) -> int:
 
 
 def _statements(script: str) -> list[str]:
-    """A migration's statements (executescript() would commit, breaking the transaction)."""
+    """A migration's statements (executescript() would commit, breaking the transaction):
+    pieces up to each ';' are joined until SQLite says they make a complete statement."""
     out: list[str] = []
     current = ""
-    for line in script.splitlines(keepends=True):
-        current += line
+    for piece in script.split(";"):
+        current += piece + ";"
         if sqlite3.complete_statement(current):
-            if current.strip():
+            if current.strip(" \t\r\n;"):
                 out.append(current.strip())
             current = ""
-    if current.strip():
-        out.append(current.strip())
+    if current.strip(" \t\r\n;"):
+        out.append(current.strip())  # incomplete: let SQLite say what is wrong with it
     return out
