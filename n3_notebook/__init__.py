@@ -163,7 +163,13 @@ __all__ = [
 ]
 
 
+#: Subpackages reachable as attributes without their own import (`n3_notebook.log.query()`).
+_SUBMODULES = frozenset({"log"})
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'n3_notebook' has no attribute {name!r}")

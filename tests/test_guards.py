@@ -56,7 +56,7 @@ def test_core_layers_never_import_the_notebook_stack() -> None:
     loaded = run_fresh(
         _LOADED
         + """
-import n3_notebook.core, n3_notebook.wire, n3_notebook.providers, n3_notebook.chain
+import n3_notebook.core, n3_notebook.wire, n3_notebook.providers, n3_notebook.chain, n3_notebook.log
 print(json.dumps(loaded(NOTEBOOK)))
 """
     )

@@ -13,12 +13,12 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .query import TimeSpec, parse_since, read_rows
-from .render import html_table, text_table
+from .render import dataframe, html_table, text_table
 
 __all__ = ["Bucket", "Dashboard", "ModelStats", "dashboard", "percentile"]
 
@@ -95,11 +95,7 @@ class Dashboard:
 
     def to_pandas(self) -> Any:
         """The per-model table as a DataFrame (needs pandas)."""
-        try:
-            import pandas as pd
-        except ImportError as exc:
-            raise ImportError("to_pandas() needs pandas: pip install pandas") from exc
-        return pd.DataFrame([asdict(m) for m in self.models])
+        return dataframe([asdict(m) for m in self.models], [f.name for f in fields(ModelStats)])
 
     def rows(self) -> list[list[str]]:
         """The table's header and rows, formatted."""

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .render import html_table, text_table
+from .render import dataframe, html_table, text_table
 from .schema import connect
 from .writer import WRITER
 
@@ -106,11 +106,7 @@ class Calls(list[Call]):
 
     def to_pandas(self) -> Any:
         """A DataFrame with one row per call and a column per field (needs pandas)."""
-        try:
-            import pandas as pd
-        except ImportError as exc:
-            raise ImportError("to_pandas() needs pandas: pip install pandas") from exc
-        return pd.DataFrame([c.as_dict() for c in self], columns=list(_FIELDS))
+        return dataframe([c.as_dict() for c in self], _FIELDS)
 
     def table(self) -> str:
         """A plain-text table: time, model, outcome, timings, tokens and the prompt's start."""

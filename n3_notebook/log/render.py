@@ -1,11 +1,13 @@
-"""Tables of strings as aligned plain text or as HTML (the log's and dashboard's views)."""
+"""Tables as aligned plain text, as HTML, or as a pandas DataFrame (the log's and the
+dashboard's views; pandas stays optional)."""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-__all__ = ["html_table", "text_table"]
+__all__ = ["dataframe", "html_table", "text_table"]
 
 
 def text_table(rows: Sequence[Sequence[str]]) -> str:
@@ -23,3 +25,12 @@ def html_table(rows: Sequence[Sequence[str]]) -> str:
         "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>" for r in rows[1:]
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def dataframe(records: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Any:
+    """A pandas DataFrame of records (also with none: the columns stay)."""
+    try:
+        import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+    except ImportError as exc:
+        raise ImportError("to_pandas() needs pandas: pip install pandas") from exc
+    return pd.DataFrame(list(records), columns=list(columns))
