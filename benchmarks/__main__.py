@@ -26,6 +26,7 @@ BENCHMARKS: list[str] = [
     "service",
     "gateway",
     "maps",
+    "calllog",
 ]
 
 

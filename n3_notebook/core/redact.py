@@ -21,6 +21,8 @@ _KEY_SHAPES = re.compile(
     r"([^\s\"',&)]{8,})",
     re.IGNORECASE,
 )
+#: lowercase substrings one of which every _KEY_SHAPES match contains
+_KEY_MARKERS = ("sk-", "aiza", "authorization", "api-key", "api_key")
 # A scheme starts where a word does (else a long run of letters costs quadratic time).
 _URL_CREDS = re.compile(
     r"(?<![a-z0-9+.\-])(?P<scheme>[a-z][a-z0-9+.\-]*://)[^/\s:@]+(?::[^/\s@]*)?@", re.I
@@ -48,9 +50,16 @@ def redact(text: str) -> str:
     pat = _pattern
     if pat is not None:
         text = pat.sub(MASK, text)
-    text = _KEY_SHAPES.sub(_mask_match, text)
-    text = _URL_CREDS.sub(lambda m: f"{m.group('scheme')}{MASK}@", text)
-    return _URL_KEY_PARAM.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    # Each pattern runs only where its literal part occurs: a scan for a substring costs a
+    # fraction of a regex pass, and most texts (prompts, answers) contain none of them.
+    lowered = text.lower()
+    if any(marker in lowered for marker in _KEY_MARKERS):
+        text = _KEY_SHAPES.sub(_mask_match, text)
+    if "://" in text:
+        text = _URL_CREDS.sub(lambda m: f"{m.group('scheme')}{MASK}@", text)
+    if "=" in text:
+        text = _URL_KEY_PARAM.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    return text
 
 
 def _mask_match(m: re.Match[str]) -> str:
