@@ -76,7 +76,7 @@ class Bucket:
     cost_usd: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class Dashboard:
     """Aggregates of the call log over [since, until)."""
 
@@ -141,6 +141,8 @@ class Dashboard:
 
     def __str__(self) -> str:
         return self.table()
+
+    __repr__ = __str__  # a table, also where HTML is not shown
 
     def _repr_html_(self) -> str:
         return f"<div><strong>{html.escape(self.title())}</strong>{html_table(self.rows())}</div>"

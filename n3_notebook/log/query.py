@@ -122,6 +122,8 @@ class Calls(list[Call]):
     def __str__(self) -> str:
         return self.table()
 
+    __repr__ = __str__  # a table, also where HTML is not shown
+
 
 def _summary(c: Call) -> list[str]:
     prompt = " ".join((c.prompt or "").split())

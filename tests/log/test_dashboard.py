@@ -109,3 +109,11 @@ def test_to_pandas(log_db: Path) -> None:
     write(record(duration=1.0, output_tokens=5))
     frame = log.dashboard().to_pandas()
     assert list(frame["requests"]) == [1]
+
+
+def test_repr_is_the_table(log_db: Path) -> None:
+    write(record(duration=1.0, output_tokens=5))
+    board = log.dashboard()
+    assert repr(board) == str(board) == board.table()
+    calls = log.query()
+    assert repr(calls) == calls.table()

@@ -7,6 +7,7 @@ bundled emulator and depends only on the model and the conversation."""
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +55,10 @@ def notebook_env(
         PYDEVD_DISABLE_FILE_VALIDATION="1",
         JUPYTER_PLATFORM_DIRS="1",
         PYTHONHASHSEED="0",
+    )
+    # the calls the notebooks make go to a scratch call log, not the user's own
+    env["N3_LOG_DB"] = os.environ.get("N3_LOG_DB") or os.path.join(
+        tempfile.gettempdir(), "n3-notebooks-log.db"
     )
     if ipython_dir is not None:  # no user profile or startup files
         env["IPYTHONDIR"] = str(ipython_dir)
