@@ -129,8 +129,10 @@ class Dashboard:
         return out
 
     def title(self) -> str:
-        start = _dt.datetime.fromtimestamp(self.since).strftime("%Y-%m-%d %H:%M")
-        end = _dt.datetime.fromtimestamp(self.until).strftime("%H:%M")
+        since = _dt.datetime.fromtimestamp(self.since)
+        until = _dt.datetime.fromtimestamp(self.until)
+        start = since.strftime("%Y-%m-%d %H:%M")
+        end = until.strftime("%H:%M" if until.date() == since.date() else "%Y-%m-%d %H:%M")
         return f"n3_notebook calls {start} - {end}: {self.requests} requests"
 
     def table(self) -> str:

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from .render import dataframe, html_table, text_table
 from .schema import connect
 from .writer import WRITER
@@ -96,6 +98,40 @@ class Call:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def details(self) -> str:
+        """The whole call as text: a summary line, where it came from, every message, the
+        answer and the error (the full text that the table cuts short)."""
+        facts = [f"#{self.id} {self.time} {self.provider}:{self.model} {self.outcome}"]
+        if self.finish_reason:
+            facts.append(f"({self.finish_reason})")
+        if self.duration_s is not None:
+            facts.append(f"{self.duration_s:.3f}s")
+        if self.ttft_s is not None:
+            facts.append(f"first token {self.ttft_s:.3f}s")
+        facts.append(f"{self.input_tokens}+{self.output_tokens} tokens")
+        if self.cost_usd is not None:
+            facts.append(f"${self.cost_usd:.6f}")
+        if self.retries:
+            facts.append(f"{self.retries} retries")
+        if self.cached:
+            facts.append("cached")
+        lines = [" ".join(facts)]
+        if self.notebook or self.cell:
+            lines.append(f"from {self.notebook or '?'}, cell {self.cell or '?'}")
+        if self.request_id:
+            lines.append(f"request id {self.request_id}")
+        if self.messages is None and self.response is None:
+            lines.append("(text not stored)")
+        else:
+            if self.system:
+                lines.append(f"[system]\n{self.system}")
+            for m in orjson.loads(self.messages or "[]"):
+                lines.append(f"[{m.get('role')}]\n{m.get('content')}")
+            lines.append(f"[answer]\n{self.response or ''}")
+        if self.error_kind or self.error_message:
+            lines.append(f"[error] {self.error_kind or ''}: {self.error_message or ''}")
+        return "\n".join(lines)
+
 
 _FIELDS = tuple(f.name for f in fields(Call))
 _SUMMARY = ("time", "provider", "model", "outcome", "ttft_s", "duration_s", "output_tokens")
@@ -111,6 +147,10 @@ class Calls(list[Call]):
     def table(self) -> str:
         """A plain-text table: time, model, outcome, timings, tokens and the prompt's start."""
         return text_table(self.rows())
+
+    def details(self) -> str:
+        """Every call's full text (Call.details), one after the other."""
+        return "\n\n".join(c.details() for c in self)
 
     def rows(self) -> list[list[str]]:
         """The table's header and one formatted row per call."""

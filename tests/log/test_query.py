@@ -111,3 +111,11 @@ def test_call_tokens_per_second(log_db: Path) -> None:
     write(record(output_tokens=50, duration=2.0), record(output_tokens=0, duration=1.0))
     fast, empty = log.query()
     assert fast.tokens_per_s == 25.0 and empty.tokens_per_s is None
+
+
+def test_details_say_when_text_was_not_stored(log_db: Path) -> None:
+    log.configure(store_text=False)
+    write(record(prompt="hidden", input_tokens=3, output_tokens=4, duration=0.5))
+    (call,) = log.query()
+    text = call.details()
+    assert "(text not stored)" in text and "hidden" not in text and "3+4 tokens" in text
