@@ -4,7 +4,8 @@ server (own process, pre-encoded bytes). Rounds alternate the order of the two m
 Rows: many short streams at a concurrency (wall and process CPU per stream, which includes
 the writer thread's work), one long stream (tokens/s: the per-chunk cost of keeping the
 answer's text), the cost of the metrics observer on the request's task (one record()), and
-the writer thread's pace (rows/s it builds and commits) and its lag after a burst."""
+the writer thread's pace (rows/s it builds and commits: redaction, the genai-prices cost of
+each distinct usage, SQLite) and its lag after a burst."""
 
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ def _record(i: int) -> RequestMetrics:
         messages=[Message("user", f"Summarise row {i}: " + "lorem ipsum " * 40)],
     )
     rec.answer_parts.extend(["A short answer ", "in a few ", "chunks."] * 20)
-    rec.input_tokens, rec.output_tokens = 120, 180
+    rec.input_tokens, rec.output_tokens = 100 + i % 997, 150 + i % 991  # prices not cached
     rec.duration, rec.time_to_first_token = 1.2, 0.3
     return rec
 
