@@ -59,7 +59,40 @@ def cost(provider: str, model: str, usage: Usage | None) -> float | None:
     provider_id = _PROVIDER_IDS.get(provider)
     if provider_id is None:
         return None
+    rates = _flat_rates(provider_id, model)
+    if rates is not None:
+        per_request, per_input, per_output = rates
+        return per_request + usage.input_tokens * per_input + usage.output_tokens * per_output
     return _lookup(provider_id, model, usage.input_tokens, usage.output_tokens)
+
+
+@functools.lru_cache(maxsize=512)
+def _flat_rates(provider_id: str, model: str) -> tuple[float, float, float] | None:
+    """(USD per request, per input token, per output token) of a model with one flat price
+    (no tiers by prompt size, no dated price changes), where a usage's price is affine in
+    its token counts: then pricing a call is a multiplication instead of genai-prices' full
+    computation for every new pair of counts (the call log prices every request). None
+    for any other model, which is priced by _lookup."""
+    try:
+        from genai_prices.data_snapshot import get_snapshot
+        from genai_prices.types import ModelPrice, TieredPrices
+    except ImportError:
+        return None
+    try:
+        _, info = get_snapshot().find_provider_model(model, None, provider_id, None)
+    except (LookupError, ValueError):
+        return None
+    prices = info.prices
+    if not isinstance(prices, ModelPrice):
+        return None
+    if any(isinstance(value, TieredPrices) for value in vars(prices).values()):
+        return None
+    base = _lookup(provider_id, model, 0, 0)
+    million_in = _lookup(provider_id, model, 1_000_000, 0)
+    million_out = _lookup(provider_id, model, 0, 1_000_000)
+    if base is None or million_in is None or million_out is None:
+        return None
+    return base, (million_in - base) / 1e6, (million_out - base) / 1e6
 
 
 @functools.lru_cache(maxsize=512)
