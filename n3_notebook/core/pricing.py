@@ -60,10 +60,16 @@ def cost(provider: str, model: str, usage: Usage | None) -> float | None:
     if provider_id is None:
         return None
     rates = _flat_rates(provider_id, model)
+    if rates is UNKNOWN:
+        return None
     if rates is not None:
         per_request, per_input, per_output = rates
         return per_request + usage.input_tokens * per_input + usage.output_tokens * per_output
     return _lookup(provider_id, model, usage.input_tokens, usage.output_tokens)
+
+
+#: _flat_rates' answer for a model genai-prices does not know (so no lookup is tried)
+UNKNOWN = (math.nan, math.nan, math.nan)
 
 
 @functools.lru_cache(maxsize=512)
@@ -71,17 +77,17 @@ def _flat_rates(provider_id: str, model: str) -> tuple[float, float, float] | No
     """(USD per request, per input token, per output token) of a model with one flat price
     (no tiers by prompt size, no dated price changes), where a usage's price is affine in
     its token counts: then pricing a call is a multiplication instead of genai-prices' full
-    computation for every new pair of counts (the call log prices every request). None
-    for any other model, which is priced by _lookup."""
+    computation for every new pair of counts (the call log prices every request). UNKNOWN
+    for a model genai-prices does not know; None for any other, priced by _lookup."""
     try:
         from genai_prices.data_snapshot import get_snapshot
         from genai_prices.types import ModelPrice, TieredPrices
     except ImportError:
-        return None
+        return UNKNOWN
     try:
         _, info = get_snapshot().find_provider_model(model, None, provider_id, None)
     except (LookupError, ValueError):
-        return None
+        return UNKNOWN
     prices = info.prices
     if not isinstance(prices, ModelPrice):
         return None

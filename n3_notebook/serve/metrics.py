@@ -30,7 +30,9 @@ from prometheus_client import (
 from prometheus_client import generate_latest as _generate_latest
 
 from ..core.metrics import RequestMetrics
+from ..core.pricing import cost
 from ..core.redact import redact
+from ..core.types import Usage
 from .auth import TOKEN_NAME_KEY
 
 access_logger = logging.getLogger("n3_notebook.serve.access")
@@ -130,6 +132,12 @@ class ServiceMetrics:
             ["provider", "error_type", "status"],
             registry=r,
         )
+        self.cost = Counter(
+            "n3_upstream_cost_usd",
+            "Provider requests' cost in USD (genai-prices; a request of unknown price adds 0)",
+            ["provider", "model"],
+            registry=r,
+        )
         self.cache_hits = Counter(
             "n3_upstream_cache_hits",
             "Answers served from the response cache",
@@ -151,6 +159,9 @@ class ServiceMetrics:
             self.tokens.labels(provider, model, "output").inc(rec.output_tokens)
         if rec.retries:
             self.retries.labels(provider, model).inc(rec.retries)
+        price = cost(rec.provider, rec.model, Usage.of(rec.input_tokens, rec.output_tokens))
+        if price:
+            self.cost.labels(provider, model).inc(price)
         if getattr(rec, "cached", None) or rec.extra.get("cached"):
             self.cache_hits.labels(provider, model).inc()
         if rec.outcome in ("error", "timeout"):
