@@ -103,11 +103,11 @@ class Dashboard:
             "model",
             "requests",
             "errors",
-            "ttft p50/p95 s",
-            "duration p50/p95 s",
-            "tokens/s",
-            "tokens in/out",
-            "cost $",
+            "first token p50 / p95",
+            "duration p50 / p95",
+            "speed",
+            "tokens in / out",
+            "cost",
             "cache hits",
         ]
         out = [head]
@@ -118,21 +118,19 @@ class Dashboard:
                     m.name,
                     str(m.requests),
                     f"{m.error_rate:.0%}" + (f" ({kinds})" if kinds else ""),
-                    f"{_num(m.ttft_p50)} / {_num(m.ttft_p95)}",
-                    f"{_num(m.duration_p50)} / {_num(m.duration_p95)}",
-                    _num(m.tokens_per_s, 1),
+                    f"{_seconds(m.ttft_p50)} / {_seconds(m.ttft_p95)}",
+                    f"{_seconds(m.duration_p50)} / {_seconds(m.duration_p95)}",
+                    "-" if m.tokens_per_s is None else f"{m.tokens_per_s:.0f} tok/s",
                     f"{m.input_tokens:,} / {m.output_tokens:,}",
-                    "unknown" if m.cost_usd is None else f"{m.cost_usd:.4f}",
+                    "unknown" if m.cost_usd is None else f"${m.cost_usd:.4f}",
                     f"{m.cache_hit_rate:.0%}",
                 ]
             )
         return out
 
     def title(self) -> str:
-        since = _dt.datetime.fromtimestamp(self.since)
-        until = _dt.datetime.fromtimestamp(self.until)
-        start = since.strftime("%Y-%m-%d %H:%M")
-        end = until.strftime("%H:%M" if until.date() == since.date() else "%Y-%m-%d %H:%M")
+        start = _dt.datetime.fromtimestamp(self.since).strftime("%Y-%m-%d %H:%M")
+        end = _dt.datetime.fromtimestamp(self.until).strftime("%Y-%m-%d %H:%M")
         return f"n3_notebook calls {start} - {end}: {self.requests} requests"
 
     def table(self) -> str:
@@ -195,8 +193,8 @@ def _bars(ax: Any, names: list[str], p50: list[float | None], p95: list[float | 
     ax.legend(fontsize="small")
 
 
-def _num(value: float | None, digits: int = 3) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}s"
 
 
 _COLUMNS = (

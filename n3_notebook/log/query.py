@@ -183,7 +183,7 @@ def _summary(c: Call) -> list[str]:
 
 
 def _seconds(value: float | None) -> str:
-    return "" if value is None else f"{value:.3f}"
+    return "" if value is None else f"{value:.3f}s"
 
 
 def open_log(path: str | Path) -> sqlite3.Connection | None:

@@ -167,6 +167,7 @@ def test_saved_notebooks_are_clean() -> None:
         "04-streaming-and-cancel",
         "05-local-models-with-ollama",
         "06-python-api",
+        "07-call-log",
         "08-images-tools-structured",
     ]
     for path in PATHS:
