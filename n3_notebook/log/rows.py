@@ -16,7 +16,7 @@ import orjson
 from ..core.metrics import RequestMetrics
 from ..core.pricing import cost
 from ..core.redact import redact
-from ..core.types import Usage
+from ..core.types import Message, Usage
 from .origin import Origin
 
 __all__ = ["to_row"]
@@ -29,11 +29,9 @@ def to_row(
     messages = list(rec.messages or ())
     prompt = system = messages_json = response = None
     if store_text:
-        prompt = _text(next((m.content for m in reversed(messages) if m.role == "user"), None))
+        prompt = _text(next((m.text for m in reversed(messages) if m.role == "user"), None))
         system = _text(rec.system)
-        messages_json = redact(
-            orjson.dumps([{"role": m.role, "content": m.content} for m in messages]).decode()
-        )
+        messages_json = redact(orjson.dumps([_message(m) for m in messages], default=str).decode())
         response = redact(rec.answer)
     usage = Usage.of(rec.input_tokens, rec.output_tokens)
     started = _dt.datetime.fromtimestamp(rec.started_at, _dt.UTC)
@@ -66,6 +64,22 @@ def to_row(
         _text(origin.cell) if origin else None,
         session,
     )
+
+
+def _message(m: Message) -> dict[str, Any]:
+    """A message as JSON: role and text; images as their type and size (or URL), tool
+    calls as name and arguments (never the bytes of an image)."""
+    out: dict[str, Any] = {"role": m.role, "content": m.text}
+    images = [
+        image.url or f"{image.media_type}, {len(image.data or b'')} bytes" for image in m.images
+    ]
+    if images:
+        out["images"] = images
+    if m.tool_calls:
+        out["tool_calls"] = [{"name": c.name, "arguments": c.arguments} for c in m.tool_calls]
+    if m.tool_call_id:
+        out["tool_call_id"] = m.tool_call_id
+    return out
 
 
 def _fact(rec: RequestMetrics, name: str) -> Any:

@@ -16,7 +16,9 @@ import pytest
 import n3_notebook.log as log
 from n3_notebook import (
     AuthenticationError,
+    Image,
     LLMError,
+    Message,
     RetryConfig,
     StreamConfig,
     create_provider,
@@ -254,3 +256,25 @@ def test_n3_log_0_turns_the_log_off(tmp_path: Path) -> None:
     )
     assert out.stdout.split() == ["False", "0"]
     assert not db.exists()
+
+
+async def test_images_and_tool_rounds_are_logged_without_the_image_bytes(
+    emulator: Emulator, log_db: Path
+) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + b"IMAGEBYTES" * 20
+
+    def get_weather(city: str) -> str:
+        """Weather forecast for a city."""
+        return f"{city}: sunny"
+
+    async with provider(emulator) as p:
+        await p.achat([Message("user", ["What is in this picture?", Image.from_bytes(png)])])
+        await p.agenerate("Weather in Paris?", tools=[get_weather], run_tools=True)
+    pictured, *rounds = log.query()
+    assert pictured.prompt == "What is in this picture?"
+    (sent,) = json.loads(pictured.messages or "")
+    assert sent["images"] == [f"image/png, {len(png)} bytes"]
+    assert len(rounds) >= 2 and rounds[0].finish_reason == "tool_calls"
+    last = json.loads(rounds[-1].messages or "")
+    assert any(m.get("tool_calls") for m in last) and any(m["role"] == "tool" for m in last)
+    assert b"IMAGEBYTES" not in _bytes(log_db)
