@@ -143,10 +143,12 @@ class StepPanes:
             view.on_cancel = self._cancel
             self.views[step.name] = view
         self.box: ChainPanel | None = None
+        self.session = session
+        self.display_id: str | None = None
         if use_widgets:
             panes = [v for v in self.views.values() if isinstance(v, WidgetView)]
             self.box = chain_panel(panes, self._cancel)
-            session.display(self.box)
+            self.display_id = session.show_live(self.box)
 
     def _cancel(self) -> None:
         if self.on_cancel is not None:
@@ -202,6 +204,7 @@ class StepPanes:
         if self.box is not None:
             with contextlib.suppress(Exception):
                 self.box.cancel_all.disabled = True
+            self.session.retire(self.display_id, self.box)
 
     def _end(self, name: str, state: str, stats: Stats, error: str | None = None) -> None:
         self.ended.add(name)

@@ -20,6 +20,7 @@ from .defaults import provider_with_key
 from .display import Table
 from .errors import CellError
 from .listing import doctor_line, list_models
+from .log_commands import dashboard_command, log_command
 from .session import NotebookSession
 
 __all__ = ["COMMANDS", "HELP"]
@@ -45,6 +46,11 @@ HELP = """n3_notebook: stream LLM answers into the notebook.
 %llm config               current settings
 %llm offline on|off|auto  use the emulator (auto: only when no provider key is set)
 %llm cache on|off|clear|stats   the response cache for every cell (--cache: one cell)
+%llm log [-n N] [--model M] [--search TEXT] [--since 1h] [--full] [-o VAR]
+                          the last calls from the call log (every request is logged)
+%llm log off|on|status    stop or resume logging calls
+%llm dashboard [--since 1h] [--live]
+                          per model: requests, errors, latency, tokens, cost, cache hits
 
 %%llm --over ROWS [MODEL ...] [-o VAR] [--cache]
     The cell is a template filled from each row of ROWS (a DataFrame, a list of dicts,
@@ -182,4 +188,6 @@ COMMANDS: dict[str, Command] = {
     "reset": _reset,
     "offline": _offline,
     "cache": _cache,
+    "log": log_command,
+    "dashboard": dashboard_command,
 }

@@ -53,9 +53,10 @@ async def run_compare(session: NotebookSession, opts: CellOptions, prompt: str) 
         view = make_view(widgets, title, sub, session.settings.update_interval)
         panes.append(_Pane(model_spec, provider, view))
     grid: ComparisonGrid | None = None
+    grid_id: str | None = None
     if widgets:
         grid = comparison_grid([p.view for p in panes if isinstance(p.view, WidgetView)])
-        session.display(grid)
+        grid_id = session.show_live(grid)
 
     messages = [cell_message(session, opts, prompt)]
     params = {**session.call_params(opts), **feature_params(session, opts)}
@@ -115,6 +116,7 @@ async def run_compare(session: NotebookSession, opts: CellOptions, prompt: str) 
             result.rows.append(summarize(model_spec, runs, result.errors.get(model_spec)))
         if grid is not None:
             grid.cancel_all.disabled = True
+            session.retire(grid_id, grid)
         _publish(session, result, opts.output)
         if stopped:
             raise asyncio.CancelledError

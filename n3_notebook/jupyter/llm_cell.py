@@ -21,6 +21,7 @@ from .over_cell import run_over
 from .run import StreamRun, label, note
 from .session import NotebookSession
 from .views import make_view
+from .widget import WidgetView
 
 __all__ = ["fill_prompt", "run_llm_cell"]
 
@@ -59,7 +60,7 @@ async def run_llm_cell(session: NotebookSession, line: str, cell: str) -> Any:
         label(provider),
         note(provider),
         session.settings.update_interval,
-        show=session.display,
+        show=session.show_live,
     )
     run = StreamRun(
         provider,
@@ -91,7 +92,11 @@ async def run_llm_cell(session: NotebookSession, line: str, cell: str) -> Any:
 
 
 def _settle(session: NotebookSession, run: StreamRun, opts: CellOptions, prompt: str) -> None:
-    """When a stream ends: store the result, extend the chat history, publish the answer."""
+    """When a stream ends: the live pane becomes static HTML, the result is stored, the chat
+    history extended and the answer published."""
+    view = run.view
+    if isinstance(view, WidgetView):
+        session.retire(view.display_id, view.box)
     response = run.response
     if response is None:
         return

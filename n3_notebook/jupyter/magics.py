@@ -34,6 +34,7 @@ from .errors import CellError
 from .handle import LLMHandle
 from .listing import models_line, run_doctor_line
 from .llm_cell import run_llm_cell
+from .log_commands import cell_origin
 from .session import NotebookSession, Settings
 from .status import BusyWhileRunning
 from .transformer import CellTransformer
@@ -122,12 +123,14 @@ class LLMMagics(Magics):
     # ------------------------------------------------------------ awaited by cells
     async def run_cell_async(self, magic: str, line: str, body: str) -> Any:
         """What a transformed `%%<magic> line` cell awaits."""
-        return await CELL_RUNNERS[magic](self.session, line, body)
+        with cell_origin(self.shell):
+            return await CELL_RUNNERS[magic](self.session, line, body)
 
     async def run_line_async(self, magic: str, line: str) -> Any:
         """What a transformed `%<magic> <word> ...` cell awaits."""
         word = line.split(None, 1)[0] if line.strip() else ""
-        return await LINE_RUNNERS[(magic, word)](self.session, line)
+        with cell_origin(self.shell):
+            return await LINE_RUNNERS[(magic, word)](self.session, line)
 
     # ------------------------------------------------------------ the magics
     @line_cell_magic
@@ -136,7 +139,8 @@ class LLMMagics(Magics):
         form is normally rewritten to an awaited call by the input transformer; called
         directly (e.g. run_cell_magic), it runs in the background on the running loop."""
         if cell is not None:
-            return _run_direct(run_llm_cell(self.session, line, cell), f"%%llm {line}")
+            with cell_origin(self.shell):
+                return _run_direct(run_llm_cell(self.session, line, cell), f"%%llm {line}")
         argv = _split(line, "Malformed %llm line")
         if not argv:
             print(HELP)
@@ -158,10 +162,12 @@ class LLMMagics(Magics):
         """%%chain defines and runs a prompt chain; %chain list | show NAME |
         export NAME PATH | run NAME [key=value ...] | serve NAME."""
         if cell is not None:
-            return _run_direct(run_chain_cell(self.session, line, cell), f"%%chain {line}")
+            with cell_origin(self.shell):
+                return _run_direct(run_chain_cell(self.session, line, cell), f"%%chain {line}")
         argv = _split(line, "Malformed %chain")
         if argv[:1] == ["run"]:
-            return _run_direct(run_chain_line(self.session, line), f"%chain {line}")
+            with cell_origin(self.shell):
+                return _run_direct(run_chain_line(self.session, line), f"%chain {line}")
         return chain_command(self.session, argv)
 
     def config_table(self) -> Table:

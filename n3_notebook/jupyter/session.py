@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from IPython.display import display as ipython_display
+from IPython.display import update_display as ipython_update_display
 
 from ..chain import Chain
 from ..core import registry
@@ -30,6 +31,7 @@ from .defaults import default_model
 from .display import Display
 from .errors import CellError
 from .handle import LLMHandle
+from .retire import close_widgets, new_display_id
 
 __all__ = ["NotebookSession", "Settings"]
 
@@ -70,11 +72,13 @@ class NotebookSession:
         *,
         widgets: bool = False,
         display: Display = ipython_display,
+        update: Display = ipython_update_display,
     ) -> None:
         self.settings = settings or Settings()
         self.namespace: dict[str, Any] = namespace if namespace is not None else {}
         self.widgets = widgets
         self.display = display
+        self.update = update
         self.providers: dict[ProviderKey, BaseProvider] = {}
         self.history: list[tuple[str, str]] = []
         self.last: Any = None
@@ -173,6 +177,21 @@ class NotebookSession:
     def publish(self, bundle: dict[str, Any]) -> None:
         """A mime bundle as an ordinary output (kept in the saved notebook)."""
         self.display(bundle, raw=True)
+
+    def show_live(self, widget: Any) -> str:
+        """Show a live widget so that it can be replaced when it is done; its display id."""
+        display_id = new_display_id()
+        self.display(widget, display_id=display_id)
+        return display_id
+
+    def retire(self, display_id: str | None, widget: Any) -> None:
+        """A finished widget's output becomes static HTML of what it shows (`widget` has
+        static_html / static_text) and its models are closed: no live comm is left."""
+        if display_id is None or widget is None:
+            return
+        bundle = {"text/html": widget.static_html(), "text/plain": widget.static_text()}
+        self.update(bundle, display_id=display_id, raw=True)
+        close_widgets(widget)
 
     def keep(self, result: Any, output: str | None) -> None:
         """A cell's result: `%llm last`, and the `-o` variable when one was named."""

@@ -142,7 +142,7 @@ def make_view(
     label: str,
     note: str | None,
     interval: float,
-    show: Callable[[Any], None] | None = None,
+    show: Callable[[Any], Any] | None = None,
 ) -> View:
     """A widget view or a text view. A stream shown alone (`show` given) gets a live text
     view or a widget shown at once; one that shares the output with others (a comparison,
@@ -150,7 +150,8 @@ def make_view(
     if widgets:
         view = WidgetView(label, note, interval=interval)
         if show is not None:
-            show(view.box)
+            shown = show(view.box)  # NotebookSession.show_live gives the display id
+            view.display_id = shown if isinstance(shown, str) else None
         return view
     if show is not None:
         return TextView(label, note, interval=interval)

@@ -13,6 +13,7 @@ from typing import Any
 import ipywidgets as w  # type: ignore[import-untyped]  # no stubs or py.typed
 
 from .coalesce import Coalescer
+from .retire import static_pane
 from .stats import Stats
 
 STATE_COLORS = {
@@ -46,6 +47,12 @@ class StreamBox(w.VBox):
         v = self.view
         return "n3_notebook stream" if v is None else f"n3_notebook stream: {v.label}"
 
+    def static_html(self) -> str:
+        return str(self.view.static_html())
+
+    def static_text(self) -> str:
+        return str(self.view.static_text())
+
 
 class WidgetView:
     """Header (model, state), live text + stats, and a Cancel button."""
@@ -55,6 +62,7 @@ class WidgetView:
         self.note = note
         self.state = "waiting"
         self.on_cancel: Callable[[], Any] | None = None
+        self.display_id: str | None = None  # set when shown alone (it can be replaced)
         self._stats = Stats()
         self.header = w.HTML()
         self.body = w.HTML()
@@ -178,11 +186,38 @@ class WidgetView:
     def show_final(self) -> bool:
         return True
 
+    def static_html(self) -> str:
+        """The pane as it looks now, as plain HTML (no widget models): header, the thinking
+        (collapsed, when there was any), tool calls, text and stats."""
+        parts = []
+        if self.thinking.layout.display != "none":
+            parts.append(
+                f"<details><summary>Thinking</summary>{self.thinking_text.value}</details>"
+            )
+        parts += [child.value for child in self.tools.children]
+        parts += [child.value for child in self.frozen.children]
+        return static_pane(self.header.value, [*parts, self.body.value])
+
+    def static_text(self) -> str:
+        return f"{self.label} · {self.state} · {self._stats.line()}"
+
 
 class ComparisonGrid(w.VBox):
     """Panes side by side plus one Cancel-all button."""
 
     cancel_all: w.Button
+    views: list[WidgetView]
+
+    def static_html(self) -> str:
+        columns = min(len(self.views), 3)
+        panes = "".join(v.static_html() for v in self.views)
+        return (
+            f'<div style="display:grid;grid-template-columns:repeat({columns}, minmax(0, 1fr));'
+            f'gap:6px">{panes}</div>'
+        )
+
+    def static_text(self) -> str:
+        return "\n".join(v.static_text() for v in self.views)
 
     def __repr__(self) -> str:
         return f"n3_notebook comparison of {len(self.children[1].children)} models"
@@ -202,6 +237,7 @@ def comparison_grid(views: list[WidgetView]) -> ComparisonGrid:
     )
     box = ComparisonGrid([cancel_all, grid])
     box.cancel_all = cancel_all
+    box.views = views
     return box
 
 
@@ -216,11 +252,19 @@ def chain_panel(views: list[WidgetView], on_cancel: Callable[[], None]) -> Chain
     cancel_all.on_click(lambda _b: on_cancel())
     box = ChainPanel([cancel_all, w.VBox([v.box for v in views])])
     box.cancel_all = cancel_all
+    box.views = views
     return box
 
 
 class ChainPanel(w.VBox):
     cancel_all: w.Button
+    views: list[WidgetView]
+
+    def static_html(self) -> str:
+        return "<div>" + "".join(v.static_html() for v in self.views) + "</div>"
+
+    def static_text(self) -> str:
+        return "\n".join(v.static_text() for v in self.views)
 
     def __repr__(self) -> str:
         return f"n3_notebook chain of {len(self.children[1].children)} steps"

@@ -30,10 +30,17 @@ PROVIDER_VARS = (
 
 
 class Shown(list[Any]):
-    """A `display` that keeps what a cell displayed."""
+    """A `display` that keeps what a cell displayed (and `update`: what replaced it)."""
 
-    def __call__(self, obj: Any, raw: bool = False) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        self.updates: dict[str, Any] = {}
+
+    def __call__(self, obj: Any, raw: bool = False, display_id: str | None = None) -> None:
         self.append(obj)
+
+    def update(self, obj: Any, *, display_id: str, raw: bool = False) -> None:
+        self.updates[display_id] = obj
 
     def markdown(self) -> list[str]:
         return [o["text/markdown"] for o in self if isinstance(o, dict) and "text/markdown" in o]
@@ -74,6 +81,7 @@ async def session(
         Settings(default_model="openai:gpt-4o-mini", update_interval=0.01),
         {"topic": "tides"},
         display=shown,
+        update=shown.update,
     )
     yield s
     for handle in s.handles:
