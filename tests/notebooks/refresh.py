@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import Any
 
 import nbformat
 from nbclient import NotebookClient
@@ -20,10 +21,19 @@ from nbclient import NotebookClient
 from .nbenv import NOTEBOOKS, notebook_env, notebook_paths
 
 
+class _AsNbvalSees(NotebookClient):
+    """nbval compares the outputs a cell displays and ignores update_display_data (a
+    finished stream's pane replaced by static HTML), so the saved outputs are kept as they
+    were first displayed: what nbval will see again."""
+
+    def _update_display_id(self, display_id: str, msg: dict[str, Any]) -> None:
+        pass
+
+
 def refresh(path: os.PathLike[str] | str) -> float:
     nb = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    client = NotebookClient(
+    client = _AsNbvalSees(
         nb,
         timeout=120,
         kernel_name="python3",
