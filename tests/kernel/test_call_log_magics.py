@@ -38,3 +38,25 @@ def test_cells_are_logged_with_notebook_and_cell(tmp_path: Path) -> None:
             k.run("%llm log on")
             ex = k.run("print(len(_l.query()))")
             assert ex.text().strip() == "1"
+
+
+def test_a_live_dashboard_refreshes_while_requests_run(tmp_path: Path) -> None:
+    with run_emulator(token_delay=0.005, first_token_delay=0) as emu:
+        env = {
+            "OPENAI_BASE_URL": emu.base_url("openai"),
+            "OPENAI_API_KEY": KEY,
+            "N3_LOG_DB": str(tmp_path / "log.db"),
+        }
+        with loaded_kernel(env) as k:
+            assert k.run("%%llm openai:gpt-4o-mini --no-widget\nfirst").status == "ok"
+            k.run("import n3_notebook.jupyter.log_commands as _m\n_m.LIVE_INTERVAL = 0.2")
+            bg = k.run("%%llm openai:gpt-4o-mini~long:300 --background --no-widget -o late\nx")
+            assert bg.status == "ok", bg.text()
+            live = k.run("%llm dashboard --since 1h --live")
+            assert live.status == "ok", live.text()
+            k.run("await late", timeout=30)
+            k.run("import asyncio\nawait asyncio.sleep(0.8)")  # the refreshes after the end
+            k.pump(0.3)
+    updates = [o for o in live.outputs if o["msg_type"] == "update_display_data"]
+    assert updates, live.outputs
+    assert "~long:300" in updates[-1]["content"]["data"]["text/plain"]  # the late call is in
