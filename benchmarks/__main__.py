@@ -27,6 +27,7 @@ BENCHMARKS: list[str] = [
     "gateway",
     "maps",
     "calllog",
+    "long_session",
 ]
 
 
