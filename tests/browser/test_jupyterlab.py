@@ -192,7 +192,7 @@ def test_comparison_grid_streams_side_by_side(page, lab) -> None:
     assert xs[0]["x"] < xs[1]["x"] < xs[2]["x"], xs  # side by side, not stacked
     assert abs(xs[0]["y"] - xs[2]["y"]) < 5, xs
     labels = [p.state() for p in panes]
-    assert "openai:gpt-4o-mini" in labels[0] and "gemini:gemini-2.0-flash" in labels[2]
+    assert "openai:gpt-6-luna" in labels[0] and "gemini:gemini-3.5-flash-lite" in labels[2]
     shot(page, grid_cell, "browser-02-grid.png")
 
     grid_cell.locator("button", has_text="Cancel all").click()
