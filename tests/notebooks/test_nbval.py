@@ -169,6 +169,7 @@ def test_saved_notebooks_are_clean() -> None:
         "06-python-api",
         "07-call-log",
         "08-images-tools-structured",
+        "09-serve-a-chain",
     ]
     for path in PATHS:
         nb = nbformat.read(path, as_version=4)
