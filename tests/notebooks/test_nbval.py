@@ -167,9 +167,10 @@ def test_saved_notebooks_are_clean() -> None:
         "04-streaming-and-cancel",
         "05-local-models-with-ollama",
         "06-python-api",
-        "07-call-log",
+        "07-working-over-data",
         "08-images-tools-structured",
         "09-serve-a-chain",
+        "10-call-log",
     ]
     for path in PATHS:
         nb = nbformat.read(path, as_version=4)
