@@ -13,6 +13,13 @@ With batch_api=True the rows not already cached go to the provider's batch API a
 (core/batch.py): every row is read first (a batch is one upload), the answers arrive
 together when the job ends, and their cost is the batch price (BATCH_PRICE_FACTOR of the
 direct price, as OpenAI and Anthropic both charge).
+
+tools=, schema= and run_tools= go to every row's request like any other parameter. With
+schema= each answer is parsed into `response.parsed` and to_pandas() spreads its fields
+over columns; an answer that does not parse keeps its response (and its text) and records
+the StructuredOutputError in `result.errors`. The cache keys on the request body, so on
+the tools' and the schema's JSON, never on the function or model objects; answers that
+call tools, and rows run with run_tools, are never cached (core/cache.py).
 """
 
 from __future__ import annotations
@@ -28,9 +35,10 @@ from .base import BaseProvider
 from .batch import BatchPolling, run_batch
 from .cache import response_cache
 from .collect import ResponseBuilder
-from .errors import ConfigurationError, RateLimitError
+from .errors import ConfigurationError, RateLimitError, StructuredOutputError
 from .pricing import response_cost
 from .registry import create_provider
+from .schema import OutputSchema, as_output_schema
 from .sync import run_sync
 from .template import TemplateError, fill
 from .types import LLMResponse, Message, StreamConfig, Usage
@@ -51,7 +59,8 @@ Row = Mapping[str, Any] | str
 @dataclass
 class MapResult(Sequence[LLMResponse | None]):
     """Answers in input order: result[i] is row i's LLMResponse, or None if it failed
-    (its error is result.errors[i]) or never ran (the map was cancelled first)."""
+    (its error is result.errors[i]) or never ran (the map was cancelled first). With
+    schema=, an answer that did not parse is kept and its error is in result.errors too."""
 
     model: str
     rows: list[Row] = field(default_factory=list)
@@ -61,6 +70,7 @@ class MapResult(Sequence[LLMResponse | None]):
     cached: int = 0
     cancelled: bool = False
     elapsed: float = 0.0
+    schema: OutputSchema | None = None
 
     def __len__(self) -> int:
         return len(self.responses)
@@ -101,7 +111,8 @@ class MapResult(Sequence[LLMResponse | None]):
         return [None if r is None else r.content for r in self.responses]
 
     def to_pandas(self) -> Any:
-        """Input fields + answer, tokens, latency, TTFT, cost, cached, error (needs pandas)."""
+        """Input fields + answer, tokens, latency, TTFT, cost, cached, error (needs pandas);
+        with schema=, one column per field of the parsed answer (empty where it failed)."""
         try:
             import pandas as pd  # type: ignore[import-untyped]
         except ImportError:
@@ -121,6 +132,8 @@ class MapResult(Sequence[LLMResponse | None]):
                 cached=bool(r is not None and r.metadata.get("cached")),
                 error=None if err is None else f"{type(err).__name__}: {err}",
             )
+            if self.schema is not None:
+                record.update(_parsed_columns(self.schema, record, r))
             records.append(record)
         return pd.DataFrame.from_records(records)
 
@@ -132,6 +145,27 @@ class MapResult(Sequence[LLMResponse | None]):
             f"{len(self.errors)} errors, {self.cached} cached, tokens={self.usage.input_tokens}"
             f"+{self.usage.output_tokens}, cost={cost}{state})"
         )
+
+
+def _parsed_columns(
+    schema: OutputSchema, record: Mapping[str, Any], response: LLMResponse | None
+) -> dict[str, Any]:
+    """The parsed answer's fields as columns (the schema's properties; one column "parsed"
+    when it has none); a name already taken by an input field gets a "parsed." prefix."""
+    properties = schema.schema.get("properties")
+    parsed = None if response is None else response.parsed
+    if not isinstance(properties, Mapping) or not properties:
+        return {"parsed": parsed}
+    columns: dict[str, Any] = {}
+    for name in properties:
+        if parsed is None:
+            value = None
+        elif isinstance(parsed, Mapping):
+            value = parsed.get(name)
+        else:
+            value = getattr(parsed, name, None)
+        columns[f"parsed.{name}" if name in record else str(name)] = value
+    return columns
 
 
 @dataclass
@@ -267,7 +301,8 @@ async def amap(
     progress = progress if progress is not None else MapProgress()
     if progress.total is None:
         progress.total = _size(rows)
-    result = progress.result = MapResult(label)
+    schema = as_output_schema(params.get("schema"))
+    result = progress.result = MapResult(label, schema=schema)
     progress.started = time.perf_counter()
     window = max_concurrent or provider.max_concurrent
     pending: set[asyncio.Task[None]] = set()
@@ -314,6 +349,8 @@ async def amap(
             finally:
                 progress.in_flight.pop(index, None)
             _record(result, progress, index, response, provider)
+            if schema is not None and not response.tool_calls:
+                _parse(result, progress, index, response, schema, provider.name)
 
         def start(index: int, row: Row) -> None:
             result.rows.append(row)
@@ -390,6 +427,8 @@ async def _batch(
         hit = store.get(key) if store is not None and key is not None else None
         if hit is not None:
             _record(result, progress, index, hit, provider)
+            if result.schema is not None and not hit.tool_calls:
+                _parse(result, progress, index, hit, result.schema, provider.name)
             continue
         body = provider.build_request(msgs, system, False, merged).json or {}
         pending.append((index, key, body))
@@ -406,6 +445,8 @@ async def _batch(
         if store is not None and key is not None:
             store.put(key, outcome)
         _record(result, progress, index, outcome, provider)
+        if result.schema is not None and not outcome.tool_calls:
+            _parse(result, progress, index, outcome, result.schema, provider.name)
     progress._notify()
 
 
@@ -425,6 +466,25 @@ def _record(
         result.cached += 1
     progress.done += 1
     progress.recent.append((index, response.content))
+
+
+def _parse(
+    result: MapResult,
+    progress: MapProgress,
+    index: int,
+    response: LLMResponse,
+    schema: OutputSchema,
+    provider: str,
+) -> None:
+    """response.parsed from its text; a failure keeps the response and records the error."""
+    try:
+        response.parsed = schema.parse(response.content, provider)
+    except StructuredOutputError as exc:
+        exc.request_id = response.request_id
+        exc.response = response
+        result.errors[index] = exc
+        progress.done -= 1
+        progress.failed += 1
 
 
 def map_prompts(
