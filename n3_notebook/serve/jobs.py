@@ -210,9 +210,12 @@ class Output:
         """Raw bytes of the stream (already framed), sent with the next flush."""
         self.buf += chunk
 
-    def start_sse(self) -> None:
+    def start_sse(self, headers: dict[str, str] | None = None) -> None:
         self.sse = True
-        self.start = {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS}
+        raw = SSE_HEADERS
+        if headers:
+            raw = raw + [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self.start = {"type": "http.response.start", "status": 200, "headers": raw}
         if self.metrics is not None:
             self.metrics.streams.inc()
 

@@ -92,6 +92,11 @@ class GenerateRequest(BaseModel):
     system: str | None = Field(None, description="an optional system prompt")
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1)
+    cache: bool = Field(
+        False,
+        description="answer from the server's response cache when it holds this request's "
+        "answer (streamed back at once), and keep a new complete answer there",
+    )
 
 
 def generate_request_model(max_prompt_chars: int, max_output_tokens: int) -> type[GenerateRequest]:
@@ -145,6 +150,7 @@ class GenerateResult(BaseModel):
     cost_usd: float | None
     latency: float | None
     request_id: str | None
+    cached: bool = False
 
 
 class StepReport(BaseModel):

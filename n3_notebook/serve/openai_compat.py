@@ -81,6 +81,11 @@ async def _settle(state: ServeState, plan: ChatPlan, served: Served | None, toke
         await budget.settle(plan.estimate, tokens, plan.shared)
 
 
+def _cache_headers(plan: ChatPlan, cached: bool) -> dict[str, str]:
+    """x-n3-cache: hit or miss, when the request asked for the cache (n3_cache: true)."""
+    return {"x-n3-cache": "hit" if cached else "miss"} if plan.params.get("cache") else {}
+
+
 def _openai_output(out: Output) -> None:
     out.error_body = error_body
 
@@ -102,11 +107,12 @@ def chat_complete(state: ServeState, plan: ChatPlan) -> Work:
             await _settle(state, plan, None, 0)
             out.error(from_exception(exc, client_model=True))
             return
-        await _settle(state, plan, served, r.usage.total_tokens)
+        cached = bool(r.metadata.get("cached"))  # a cached answer spent no upstream tokens
+        await _settle(state, plan, served, 0 if cached else r.usage.total_tokens)
         body = completion_body(
             completion_id(), served.upstream.spec, r.content, r.finish_reason, r.usage, r.tool_calls
         )
-        out.json(200, body, {"x-n3-upstream": served.upstream.spec})
+        out.json(200, body, {"x-n3-upstream": served.upstream.spec, **_cache_headers(plan, cached)})
 
     return work
 
@@ -127,8 +133,9 @@ def chat_stream(state: ServeState, plan: ChatPlan) -> Work:
         builder = ResponseBuilder(provider.name, provider.model)
         add = builder.add
         batch: list[StreamChunk] | None = held
+        cached = any(c.metadata and c.metadata.get("cached") for c in held)
         try:
-            out.start_sse()
+            out.start_sse(_cache_headers(plan, cached))
             out.data(writer.role())
             try:
                 # One event and one write per upstream read: its texts go out together.
@@ -149,7 +156,8 @@ def chat_stream(state: ServeState, plan: ChatPlan) -> Work:
                 return
         finally:
             await stream.aclose()  # type: ignore[attr-defined]
-            await _settle(state, plan, served, builder.build().usage.total_tokens)
+            spent = 0 if cached else builder.build().usage.total_tokens
+            await _settle(state, plan, served, spent)
         r = builder.build()
         out.data(writer.end(r.finish_reason, r.usage, r.tool_calls))
 

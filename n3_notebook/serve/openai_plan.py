@@ -249,6 +249,8 @@ def plan_chat(state: ServeState, req: ChatCompletionRequest, token: str | None) 
         if v is not None
     }
     params.update(_features(req))
+    if req.n3_cache:
+        params["cache"] = True
     estimate = estimate_tokens({"texts": texts, "max_tokens": max_tokens})
     include = bool(req.stream_options and req.stream_options.include_usage)
     return ChatPlan(model, messages, params, include, estimate, token, chain)

@@ -79,6 +79,7 @@ class ChatCompletionRequest(BaseModel):
     n: int | None = Field(None, ge=1, le=1)
     tools: list[dict[str, Any]] | None = None
     response_format: dict[str, Any] | None = None
+    n3_cache: bool | None = None  # our extension: answer from the response cache
 
 
 class ModelCard(BaseModel):

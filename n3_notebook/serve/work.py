@@ -157,11 +157,19 @@ def _client_provider(state: ServeState, spec: str) -> BaseProvider:
 
 
 def _params(req: GenerateRequest) -> dict[str, Any]:
-    return {
+    params = {
         k: v
         for k, v in (("temperature", req.temperature), ("max_tokens", req.max_tokens))
         if v is not None
     }
+    if req.cache:
+        params["cache"] = True
+    return params
+
+
+def _cost(provider: BaseProvider, r: Any) -> float | None:
+    """What the answer cost now: nothing when it came from the cache."""
+    return 0.0 if r.metadata.get("cached") else cost(provider.name, provider.model, r.usage)
 
 
 def _usage(usage: Any) -> dict[str, int]:
@@ -188,9 +196,10 @@ def generate(state: ServeState, req: GenerateRequest) -> Work:
                 "provider": r.provider,
                 "finish_reason": r.finish_reason,
                 "usage": _usage(r.usage),
-                "cost_usd": cost(provider.name, provider.model, r.usage),
+                "cost_usd": _cost(provider, r),
                 "latency": r.latency,
                 "request_id": r.request_id,
+                "cached": bool(r.metadata.get("cached")),
             },
         )
 
@@ -250,9 +259,10 @@ def generate_stream(state: ServeState, req: GenerateRequest) -> Work:
                 "model": r.model,
                 "provider": r.provider,
                 "usage": _usage(r.usage),
-                "cost_usd": cost(provider.name, provider.model, r.usage),
+                "cost_usd": _cost(provider, r),
                 "time_to_first_token": r.time_to_first_token,
                 "duration": r.latency,
+                "cached": bool(r.metadata.get("cached")),
             },
         )
 
