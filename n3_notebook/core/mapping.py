@@ -140,8 +140,11 @@ class MapResult(Sequence[LLMResponse | None]):
     def __repr__(self) -> str:
         cost = "unknown" if self.cost is None else f"${self.cost:.6f}"
         state = ", cancelled" if self.cancelled else ""
+        answers = sum(
+            1 for i, r in enumerate(self.responses) if r is not None and i not in self.errors
+        )  # rows a cancel cut short are None and no error: not answers
         return (
-            f"MapResult({self.model}: {len(self) - len(self.errors)} answers, "
+            f"MapResult({self.model}: {answers} answers, "
             f"{len(self.errors)} errors, {self.cached} cached, tokens={self.usage.input_tokens}"
             f"+{self.usage.output_tokens}, cost={cost}{state})"
         )
