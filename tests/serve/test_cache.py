@@ -1,6 +1,7 @@
 """The response cache through the service: `cache: true` on /v1/generate and
 /v1/generate/stream, `n3_cache: true` on the gateway's /v1/chat/completions. Off by
-default; a cached answer comes back at once without a request upstream."""
+default; a cached answer comes back at once without a request upstream, also from Redis
+when the server has a Redis URL."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import httpx
 import pytest
 
 from n3_notebook.core.cache import CACHE_DIR_ENV
+from n3_notebook.serve.redis_cache import KEY_PREFIX
 
 from .conftest import parse_sse
+from .test_gateway_redis import RedisServer, redis_server_path
 
 openai = pytest.importorskip("openai")
 
@@ -125,3 +128,26 @@ def test_gateway_streams_a_cached_answer_at_once(serve: Any, emu: Any) -> None:
     assert marks == ["miss", "hit"] and texts[0] and texts[0] == texts[1]
     assert times[0] >= SLOW_FIRST_TOKEN and times[1] < SLOW_FIRST_TOKEN
     assert upstream_calls(emu) == 1
+
+
+def test_gateway_with_redis_answers_n3_cache_from_redis(serve: Any, emu: Any) -> None:
+    """With a Redis URL the answer a request kept is in Redis (a second instance, sharing
+    only Redis, serves it without a request upstream)."""
+    redis = pytest.importorskip("redis")
+    if redis_server_path() is None:
+        pytest.skip("redis-server is not installed (scripts/install_redis.sh)")
+    server = RedisServer()
+    try:
+        a, b = serve(redis_url=server.url), serve(redis_url=server.url)
+        body = {"model": "openai:gpt-4o-mini", "messages": HI, "max_tokens": 10, "n3_cache": True}
+        first = httpx.post(f"{a.url}/v1/chat/completions", json=body, timeout=30)
+        again = httpx.post(f"{b.url}/v1/chat/completions", json=body, timeout=30)
+        assert first.headers["x-n3-cache"] == "miss" and again.headers["x-n3-cache"] == "hit"
+        text = first.json()["choices"][0]["message"]["content"]
+        assert text and again.json()["choices"][0]["message"]["content"] == text
+        assert upstream_calls(emu) == 1
+        client = redis.Redis.from_url(server.url)
+        assert len(client.keys(f"{KEY_PREFIX}*")) == 1
+        client.close()
+    finally:
+        server.stop()
