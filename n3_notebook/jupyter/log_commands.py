@@ -18,7 +18,7 @@ from typing import Any
 
 from IPython.display import DisplayHandle
 
-from ..log import Dashboard, disable, enable, origin, status
+from ..log import Dashboard, disable, enable, flush, origin, status
 from ..log.cli import (
     HelpRequested,
     UsageError,
@@ -97,6 +97,8 @@ async def _refresh(session: NotebookSession, options: Any, handle: DisplayHandle
     while idle < 2:  # one more refresh after the last request ended
         await asyncio.sleep(LIVE_INTERVAL)
         idle = 0 if session.running() else idle + 1
+        if idle:  # a request just ended: its record may still be queued for the writer
+            await asyncio.to_thread(flush, LIVE_INTERVAL)
         handle.update(_shown(_board(options)))
 
 

@@ -52,9 +52,11 @@ def test_a_live_dashboard_refreshes_while_requests_run(tmp_path: Path) -> None:
             k.run("import n3_notebook.jupyter.log_commands as _m\n_m.LIVE_INTERVAL = 0.2")
             bg = k.run("%%llm openai:gpt-4o-mini~long:300 --background --no-widget -o late\nx")
             assert bg.status == "ok", bg.text()
+            assert k.run("_late = _").status == "ok"  # the handle (`late` is bound at the end)
             live = k.run("%llm dashboard --since 1h --live")
             assert live.status == "ok", live.text()
-            k.run("await late", timeout=30)
+            waited = k.run("await _late", timeout=30)
+            assert waited.status == "ok", waited.text()
             k.run("import asyncio\nawait asyncio.sleep(0.8)")  # the refreshes after the end
             k.pump(0.3)
     updates = [o for o in live.outputs if o["msg_type"] == "update_display_data"]
