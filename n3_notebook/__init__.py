@@ -11,7 +11,7 @@ import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 # Library logging stays silent unless the application configures it.
 logging.getLogger("n3_notebook").addHandler(logging.NullHandler())
@@ -184,13 +184,13 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext n3_notebook`: register %%llm, %%chain and the cell transformer."""
-    from .jupyter.extension import load
+    from .jupyter.extension import load  # lazy: the notebook stack loads only here
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
-    from .jupyter.extension import unload
+    from .jupyter.extension import unload  # lazy, as above
 
     unload(ipython)
 

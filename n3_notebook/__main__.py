@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command == "serve":
-        try:
+        try:  # an optional extra; each command loads only what it runs (startup time)
             from .serve.cli import main as serve
         except ImportError as exc:  # fastapi or prometheus-client missing
             print(
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return serve(rest)
     if command == "doctor":
-        from .doctor.cli import main as doctor
+        from .doctor.cli import main as doctor  # lazy startup, as above
 
         return doctor(rest)
     print(f"unknown command {command!r}\n\n{USAGE}", file=sys.stderr)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import LLMError
 from .pricing import response_cost
+from .registry import resolve_model
 from .types import LLMResponse
 
 COLUMNS = (
@@ -58,9 +61,6 @@ def summarize(model: str, runs: list[LLMResponse], error: str | None = None) -> 
 
 def _resolve(spec: str) -> tuple[str | None, str | None]:
     """(provider, model) a model string names (aliases resolved), or (None, None)."""
-    from .errors import LLMError
-    from .registry import resolve_model
-
     try:
         return resolve_model(spec)
     except LLMError:
@@ -82,7 +82,7 @@ class ComparisonResult:
 
     def to_pandas(self) -> Any:
         """The table as a DataFrame indexed by model (needs pandas)."""
-        try:
+        try:  # an optional dependency
             import pandas as pd
         except ImportError:
             raise ImportError("to_pandas() needs pandas: pip install pandas") from None
@@ -105,8 +105,6 @@ class ComparisonResult:
         return self.table_text()
 
     def _repr_html_(self) -> str:
-        import html
-
         head = ["model", "first token", "total", "in", "out", "tok/s", "finish", "cost", "runs"]
         th = "".join(f"<th>{h}</th>" for h in head)
         body = "".join(

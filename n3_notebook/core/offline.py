@@ -27,6 +27,7 @@ def is_offline() -> bool:
 def offline_models(provider: str) -> list[str]:
     """The models the emulator answers for a provider's route (loaded on first use, like
     the emulator itself)."""
+    # lazy startup: the emulator and its server stack load only when offline mode is used
     from ..emulator import EMULATOR_MODELS
 
     return list(EMULATOR_MODELS.get(provider, []))
@@ -34,6 +35,7 @@ def offline_models(provider: str) -> list[str]:
 
 def offline_endpoint(provider: str) -> tuple[str, str]:
     """(base_url, api_key) of the process's emulator for a provider, starting it if needed."""
+    # lazy startup, as above
     from ..emulator import OFFLINE_API_KEY, get_offline_emulator
 
     emu = get_offline_emulator()

@@ -9,6 +9,8 @@ import functools
 import math
 from typing import Any
 
+from .errors import LLMError
+from .registry import resolve_model
 from .types import LLMResponse, Usage
 
 # Our provider names → genai-prices provider ids.
@@ -38,9 +40,6 @@ def clear_price(model: str) -> None:
 
 
 def _key(model: str) -> str:
-    from .errors import LLMError
-    from .registry import resolve_model
-
     try:
         provider, name = resolve_model(model)
     except LLMError:
@@ -103,7 +102,7 @@ def _flat_rates(provider_id: str, model: str) -> tuple[float, float, float] | No
 
 @functools.lru_cache(maxsize=512)
 def _lookup(provider_id: str, model: str, input_tokens: int, output_tokens: int) -> float | None:
-    try:
+    try:  # a runtime dependency, imported on first use: its import dominates startup
         from genai_prices import Usage as PriceUsage
         from genai_prices import calc_price
     except ImportError:

@@ -37,7 +37,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from .. import __version__
+from .._version import __version__
 from ..chain import Chain, ChainError
 from ..core.redact import register_secret
 from ..core.types import StreamConfig

@@ -137,7 +137,7 @@ def _accepting_loop_class(base: type[asyncio.AbstractEventLoop]) -> type:
 
 @functools.cache
 def _uvloop_class() -> type | None:
-    try:
+    try:  # an optional dependency (the serve extra, not on Windows)
         import uvloop
     except ImportError:
         return None
