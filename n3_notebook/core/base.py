@@ -622,7 +622,7 @@ class BaseProvider:
 
     def _request_id(self, headers: httpx.Headers) -> str | None:
         for name in self.request_id_headers:
-            value = headers.get(name)
+            value: str | None = headers.get(name)
             if value:
                 return value
         return None
@@ -921,7 +921,7 @@ def _body_reader(response: httpx.Response) -> BodyReader:
     timer per read. Otherwise httpx's decoded bytes, each wait under asyncio.timeout_at."""
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     identity = encoding in ("", "identity")
-    fast = response.extensions.get(BODY_READER) if identity else None
+    fast: BodyReader | None = response.extensions.get(BODY_READER) if identity else None
     if fast is not None:
         return fast
     it = (response.stream if identity else response.aiter_bytes()).__aiter__()  # type: ignore[union-attr]

@@ -187,13 +187,16 @@ class LLMTimeoutError(LLMError):
         self.limit_seconds = limit_seconds
         self.elapsed = elapsed
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[Any, ...]:
         _, args = super().__reduce__()
         return (_rebuild_timeout, (args, self.limit, self.limit_seconds, self.elapsed))
 
 
-def _rebuild_timeout(args, limit, limit_seconds, elapsed):  # type: ignore[no-untyped-def]
+def _rebuild_timeout(
+    args: tuple[Any, ...], limit: str | None, limit_seconds: float | None, elapsed: float | None
+) -> LLMTimeoutError:
     err = _rebuild(*args)
+    assert isinstance(err, LLMTimeoutError)
     err.limit, err.limit_seconds, err.elapsed = limit, limit_seconds, elapsed
     return err
 

@@ -64,7 +64,8 @@ def register_provider(name: str, cls: type[BaseProvider]) -> None:
 
 def _load(target: str) -> type[BaseProvider]:
     module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
+    provider_class: type[BaseProvider] = getattr(importlib.import_module(module), attr)
+    return provider_class
 
 
 def _entry_points() -> dict[str, Any]:

@@ -60,4 +60,5 @@ def run_sync(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         raise
     if "error" in result:
         raise result["error"]
-    return result["value"]
+    value: T = result["value"]
+    return value

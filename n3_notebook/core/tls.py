@@ -109,7 +109,7 @@ def _default(files: tuple[str, ...], directory: str | None) -> ssl.SSLContext:
 def _system() -> ssl.SSLContext:
     ctx = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.set_alpn_protocols(["http/1.1"])
-    return ctx  # type: ignore[return-value]  # truststore's context is an SSLContext
+    return ctx  # truststore's context is an ssl.SSLContext
 
 
 @functools.lru_cache(maxsize=1)

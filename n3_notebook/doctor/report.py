@@ -103,7 +103,7 @@ class ProviderCheck:
             name: {"ok": p.ok, "detail": p.detail, "ms": p.ms, "issuer": p.issuer}
             for name, p in (("dns", self.dns), ("tcp", self.tcp), ("tls", self.tls))
         }
-        return _redacted(
+        redacted: dict[str, Any] = _redacted(
             {
                 "provider": self.provider,
                 "ok": self.ok,
@@ -125,6 +125,7 @@ class ProviderCheck:
                 "next_steps": list(self.next_steps),
             }
         )
+        return redacted
 
 
 def _cell(p: Probe) -> str:
@@ -217,7 +218,7 @@ class DoctorReport:
     def to_pandas(self) -> Any:
         """The table as a pandas DataFrame (needs pandas), next steps in the last column."""
         try:
-            import pandas as pd  # type: ignore[import-untyped]  # optional dependency
+            import pandas as pd  # optional dependency
         except ImportError as exc:
             raise ImportError("to_pandas() needs pandas: pip install pandas") from exc
         rows = [

@@ -68,7 +68,8 @@ class ServerState:
 
 
 def _state(request: Request) -> ServerState:
-    return request.app.state.n3
+    state: ServerState = request.app.state.n3
+    return state
 
 
 def _note(request: Request, **fields: Any) -> None:

@@ -73,7 +73,7 @@ def inband_error(provider: str, message: str, kind: Any = None, code: Any = None
         status = status or canonical
         retryable = True
     elif status is not None:
-        cls = error_class_for_status(status)  # type: ignore[assignment]
+        cls = error_class_for_status(status)
         retryable = status in (429, 529) or status >= 500
     else:
         cls = StreamProtocolError

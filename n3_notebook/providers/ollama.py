@@ -182,7 +182,8 @@ def _progress(provider: str, record: bytes) -> dict[str, Any]:
     payload = parse_json_line(provider, record)
     if isinstance(payload, dict) and payload.get("error"):
         raise inband_error(provider, str(payload["error"]))
-    return payload
+    progress: dict[str, Any] = payload
+    return progress
 
 
 def ollama_message(m: Message) -> dict[str, Any]:

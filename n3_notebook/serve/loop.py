@@ -117,7 +117,7 @@ class AcceptAllServer(asyncio.AbstractServer):
 
 def _accepting_loop_class(base: type[asyncio.AbstractEventLoop]) -> type:
     class AcceptingLoop(base):  # type: ignore[valid-type,misc]
-        async def create_server(  # type: ignore[override]
+        async def create_server(
             self, protocol_factory: Any, host: Any = None, port: Any = None, **kwargs: Any
         ) -> asyncio.AbstractServer:
             sock = kwargs.get("sock")
@@ -129,7 +129,10 @@ def _accepting_loop_class(base: type[asyncio.AbstractEventLoop]) -> type:
                 or sock.family not in (socket.AF_INET, socket.AF_INET6)
                 or kwargs.get("start_serving", True) is False
             ):
-                return await super().create_server(protocol_factory, host, port, **kwargs)
+                server: asyncio.AbstractServer = await super().create_server(
+                    protocol_factory, host, port, **kwargs
+                )
+                return server
             return AcceptAllServer(self, protocol_factory, sock, kwargs.get("backlog", 100))
 
     return AcceptingLoop

@@ -66,7 +66,7 @@ def inputs_model(name: str, chain: Chain) -> type[BaseModel]:
             safe = _json_safe(default)
             typ = typ | None if default is None else typ
             fields[f"f{i}"] = (typ, Field(safe, alias=key, description=f"input {key}"))
-    model = create_model(  # type: ignore[call-overload]
+    model: type[BaseModel] = create_model(
         _model_name(name),
         __config__=ConfigDict(extra="forbid", populate_by_name=False),
         **fields,
@@ -102,7 +102,7 @@ class GenerateRequest(BaseModel):
 def generate_request_model(max_prompt_chars: int, max_output_tokens: int) -> type[GenerateRequest]:
     """GenerateRequest with this server's caps on the text and on max_tokens (the OpenAPI
     document shows them; a request over them is a 422 naming the field)."""
-    model: type[GenerateRequest] = create_model(  # type: ignore[call-overload]
+    model: type[GenerateRequest] = create_model(
         "GenerateRequest",
         __base__=GenerateRequest,
         prompt=(

@@ -194,7 +194,8 @@ class GeminiFormat(ProviderFormat):
             config, "responseSchema", "response_schema"
         )
         if isinstance(schema, dict):
-            return _lower_types(schema)
+            lowered: dict[str, Any] = _lower_types(schema)
+            return lowered
         mime = _pick(config, "responseMimeType", "response_mime_type")
         return {} if mime == "application/json" else None
 
