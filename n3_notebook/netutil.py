@@ -8,8 +8,8 @@ import socket
 def listening_socket(host: str, port: int) -> socket.socket:
     """A bound TCP socket for uvicorn's `serve(sockets=[...])`: address reuse, not inherited
     by child processes, and TCP_NODELAY, which accepted connections inherit; without it a
-    response written as head then body waits for the client's delayed ACK (40 ms on every
-    kept-alive request)."""
+    response written as head then body waits for the client's delayed ACK on every
+    kept-alive request (benchmarks/results/design-figures.md)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -1,8 +1,9 @@
-"""JSON parsing for stream data: orjson when it is installed (about 4x faster on a chat
-chunk), the standard library otherwise. orjson refuses a few things the standard library
-accepts (lone surrogate escapes), so a refusal is retried with json before it counts as
-malformed; integers beyond 64 bits come back as floats under orjson (no provider sends
-such numbers). Both raise ValueError subclasses on bad input."""
+"""JSON parsing for stream data: orjson when it is installed (several times faster on a
+chat chunk: benchmarks/results/design-figures.md), the standard library otherwise. orjson
+refuses a few things the standard library accepts (lone surrogate escapes), so a refusal is
+retried with json before it counts as malformed; integers beyond 64 bits come back as floats
+under orjson (no provider sends such numbers). Both raise ValueError subclasses on bad
+input."""
 
 from __future__ import annotations
 

@@ -3,9 +3,9 @@ accepts every pending connection when it becomes readable.
 
 Why: libuv (under uvloop) accepts one connection per readiness of the listening socket
 (libuv PR #3696), so a worker whose loop iterations are long, because it relays thousands
-of live streams, accepts one client per iteration: measured here, 4,000 streams ramped in
-over 2 s left 3,000 connections in the kernel's accept queue for seconds, and the clients
-saw their first token 18 s late although each request, once accepted, had it in 250 ms.
+of live streams, accepts one client per iteration: under a ramp of thousands of streams,
+most connections wait in the kernel's accept queue and their first token comes seconds late
+although each request, once accepted, is quick (benchmarks/results/design-figures.md).
 asyncio's own loop accepts up to 100 connections at once but costs more per read and
 write; this keeps uvloop's I/O and accepts in batches.
 

@@ -9,11 +9,9 @@ carry several tokens. The first token of a stream is never held back (the wait c
 a write), and the stream still ends with every token. When the loop has been on time for
 HOLD seconds, streams go back to writing each read at once.
 
-Measured by benchmarks/service.py, the same service with pacing on and off taking turns
-(200-token streams at 20 ms, 2 workers, upstream and clients on the same 2 cores; medians
-of 3): at 1,000 streams the service's CPU per token fell from 29 to 22 us and the p99
-first-token overhead from 363 to 268 ms; at 2,000 from 1.48 to 0.91 s; at 500 and 4,000
-the differences were within the noise. N3_SERVE_PACING_INTERVAL=0 turns it off."""
+It lowers the CPU per token and the first-token overhead at thousands of streams
+(benchmarks/service.py runs it on and off; figures in benchmarks/results/design-figures.md).
+N3_SERVE_PACING_INTERVAL=0 turns it off."""
 
 from __future__ import annotations
 
