@@ -7,24 +7,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any, cast
 
 from ..core.base import BaseProvider, flatten
 from ..core.collect import ResponseBuilder
 from ..core.errors import LLMError
 from ..core.pricing import response_cost
-from ..core.registry import create_provider
+from ..core.registry import ProviderFactory, create_provider
 from ..core.template import TemplateError, fill
 from ..core.types import Message, StreamConfig
 from .events import ChainEvent, ChainResult, StepResult
 from .spec import ChainError, ChainSpec
 
 __all__ = ["ProviderFactory", "run_chain", "stream_chain", "stream_chain_batches"]
-
-#: Gives the provider for a model string. A factory's providers are borrowed: their owner
-#: (the notebook session, the service's pool, a test) closes them.
-ProviderFactory = Callable[[str], BaseProvider]
 
 
 class _Providers:

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
 from .base import BaseProvider
 from .defaults import DEFAULTS, tier_model
 from .errors import UnknownModelError
+
+#: Gives the provider for a model string (chains and the service take one). A factory's
+#: providers are borrowed: their owner (the notebook session, the service's pool, a test)
+#: closes them.
+ProviderFactory = Callable[[str], BaseProvider]
 
 ENTRY_POINT_GROUP = "n3_notebook.providers"
 

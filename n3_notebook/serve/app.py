@@ -40,6 +40,7 @@ from starlette.middleware.cors import CORSMiddleware
 from .._version import __version__
 from ..chain import Chain, ChainError
 from ..core.redact import register_secret
+from ..core.registry import ProviderFactory
 from ..core.types import StreamConfig
 from .auth import BearerAuth
 from .catalog import named_chains, resolve_models
@@ -52,7 +53,7 @@ from .loader import load_chains
 from .metrics import MetricsMiddleware, ServiceMetrics
 from .openai_compat import add_openai_routes
 from .pacing import PACED_INTERVAL, LoadPacer
-from .providers import ProviderFactory, ProviderPool
+from .providers import ProviderPool
 from .redis_cache import RedisResponseCache, cache_ttl, install_cache, uninstall_cache
 from .routes import add_routes
 from .routing import Gateway, Router

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from ..core.base import BaseProvider
 from ..core.metrics import MetricsCallback, RequestMetrics
-from ..core.registry import create_provider
+from ..core.registry import ProviderFactory, create_provider
 from ..core.retry import RetryConfig
 from .errors import ServeError
 
@@ -25,8 +24,6 @@ logger = logging.getLogger("n3_notebook.serve")
 #: Distinct model strings one worker keeps providers for (clients name models in
 #: /v1/generate, so this bounds memory and metric labels).
 MAX_PROVIDERS = 64
-
-ProviderFactory = Callable[[str], BaseProvider]
 
 
 class ProviderPool:
@@ -86,12 +83,25 @@ class ProviderPool:
                 provider.retry = retry
             self._chain_metrics(provider)
             return provider
-        n = self._max_concurrent
         options: dict[str, Any] = {}
         if api_key is not None:
             options["api_key"] = api_key
         if retry is not None:
             options["retry"] = retry
+        return self._new(spec, **options)
+
+    def _create(self, spec: str) -> BaseProvider:
+        if self._factory is not None:
+            provider = self._factory(spec)
+            self._chain_metrics(provider)
+        else:
+            provider = self._new(spec)
+        self._providers[spec] = provider
+        return provider
+
+    def _new(self, spec: str, **options: Any) -> BaseProvider:
+        """A provider of our own: the worker's concurrency as its limits, our metrics."""
+        n = self._max_concurrent
         return create_provider(
             spec,
             max_concurrent=n,
@@ -100,22 +110,6 @@ class ProviderPool:
             on_metrics=self._on_metrics,
             **options,
         )
-
-    def _create(self, spec: str) -> BaseProvider:
-        if self._factory is not None:
-            provider = self._factory(spec)
-            self._chain_metrics(provider)
-        else:
-            n = self._max_concurrent
-            provider = create_provider(
-                spec,
-                max_concurrent=n,
-                max_connections=n,
-                max_keepalive=n,
-                on_metrics=self._on_metrics,
-            )
-        self._providers[spec] = provider
-        return provider
 
     def _chain_metrics(self, provider: Any) -> None:
         mine = self._on_metrics

@@ -127,17 +127,12 @@ def chain_stream(state: ServeState, name: str, inputs: dict[str, Any]) -> Work:
                 batch = await anext(gen, None)
         finally:
             await gen.aclose()
-        u = result.usage
         out.event(
             "done",
             {
                 "ok": result.ok,
                 "duration": result.duration,
-                "usage": {
-                    "input_tokens": u.input_tokens,
-                    "output_tokens": u.output_tokens,
-                    "total_tokens": u.total_tokens,
-                },
+                "usage": result.usage.as_dict(),
                 "cost_usd": result.cost,
             },
         )
@@ -172,14 +167,6 @@ def _cost(provider: BaseProvider, r: Any) -> float | None:
     return 0.0 if r.metadata.get("cached") else cost(provider.name, provider.model, r.usage)
 
 
-def _usage(usage: Any) -> dict[str, int]:
-    return {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
-    }
-
-
 def generate(state: ServeState, req: GenerateRequest) -> Work:
     async def work(out: Output) -> None:
         try:
@@ -195,7 +182,7 @@ def generate(state: ServeState, req: GenerateRequest) -> Work:
                 "model": r.model,
                 "provider": r.provider,
                 "finish_reason": r.finish_reason,
-                "usage": _usage(r.usage),
+                "usage": r.usage.as_dict(),
                 "cost_usd": _cost(provider, r),
                 "latency": r.latency,
                 "request_id": r.request_id,
@@ -258,7 +245,7 @@ def generate_stream(state: ServeState, req: GenerateRequest) -> Work:
                 "finish_reason": r.finish_reason,
                 "model": r.model,
                 "provider": r.provider,
-                "usage": _usage(r.usage),
+                "usage": r.usage.as_dict(),
                 "cost_usd": _cost(provider, r),
                 "time_to_first_token": r.time_to_first_token,
                 "duration": r.latency,
