@@ -22,7 +22,7 @@ from ..core.collect import ResponseBuilder
 from ..core.errors import LLMError
 from ..core.types import LLMResponse, StreamChunk
 from .auth import TOKEN_NAME_KEY
-from .errors import ServeError, from_exception, from_step_error
+from .errors import ServeError, from_exception
 from .jobs import Job, Output, Work
 from .openai_plan import CHAIN_PREFIX, ChatPlan, chain_inputs, charge_token, plan_chat
 from .openai_wire import (
@@ -39,7 +39,7 @@ from .openai_wire import (
 from .routing import Served, complete_attempt, stream_attempt
 from .sse import dumps
 from .state import ServeState
-from .work import chain_start
+from .work import chain_failure, chain_start, run_to_end
 
 OPENAI_ERRORS_DOC: dict[int | str, dict[str, Any]] = {
     code: {"model": OpenAIErrorResponse, "description": why}
@@ -169,13 +169,6 @@ def _chain_text(events: list[Any], final: str) -> str:
     return "".join(e.data.get("text", "") for e in events if e.type == "token" and e.step == final)
 
 
-def _chain_failure(result: Any) -> ServeError:
-    failed = [s for s in result.steps.values() if s.state == "failed"]
-    if failed:
-        return from_step_error(failed[0])
-    return ServeError(500, "internal_error", "the chain did not finish")
-
-
 def chain_complete(state: ServeState, plan: ChatPlan, name: str) -> Work:
     async def work(out: Output) -> None:
         _openai_output(out)
@@ -186,16 +179,14 @@ def chain_complete(state: ServeState, plan: ChatPlan, name: str) -> Work:
             return
         gen, result = started
         try:
-            async for _ in gen:
-                pass
-        except ChainError as exc:
-            out.error(from_exception(exc))
-            return
+            err = await run_to_end(gen)
         finally:
-            await gen.aclose()
             await _settle(state, plan, None, result.usage.total_tokens)
+        if err is not None:
+            out.error(err)
+            return
         if not result.ok:
-            out.error(_chain_failure(result))
+            out.error(chain_failure(result))
             return
         final = chain.steps[-1].name
         step = result.steps[final]
@@ -236,7 +227,7 @@ def chain_stream(state: ServeState, plan: ChatPlan, name: str) -> Work:
                         out.first_token()
                     out.data(writer.text(text))
                 if failed:
-                    err = _chain_failure(result)
+                    err = chain_failure(result)
                     if out.sse:
                         out.data(error_event(err))
                     else:  # nothing sent yet: a proper status
@@ -255,7 +246,7 @@ def chain_stream(state: ServeState, plan: ChatPlan, name: str) -> Work:
             await gen.aclose()
             await _settle(state, plan, None, result.usage.total_tokens)
         if not result.ok:
-            err = _chain_failure(result)
+            err = chain_failure(result)
             out.data(error_event(err)) if out.sse else out.error(err)
             return
         if not out.sse:

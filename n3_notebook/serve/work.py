@@ -3,6 +3,7 @@ and one streamed generation. Each takes the app's ServeState and writes to an Ou
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from ..chain import Chain, ChainError, ChainResult
@@ -59,6 +60,27 @@ def chain_start(
     return gen, result
 
 
+async def run_to_end(gen: AsyncGenerator[Any, None]) -> ServeError | None:
+    """Consume a chain's event batches to the end and close them: the ChainError raised,
+    as the client's error, or None."""
+    try:
+        async for _ in gen:
+            pass
+    except ChainError as exc:
+        return from_exception(exc)
+    finally:
+        await gen.aclose()
+    return None
+
+
+def chain_failure(result: ChainResult) -> ServeError:
+    """What a chain that did not succeed answers: its first failed step's error."""
+    failed = [s for s in result.steps.values() if s.state == "failed"]
+    if failed:
+        return from_step_error(failed[0])
+    return ServeError(500, "internal_error", "the chain did not finish")
+
+
 def _fallback(chain: Chain, models: dict[str, str]) -> str | None:
     for s in chain.steps:
         if s.model is None:
@@ -72,23 +94,15 @@ def chain_run(state: ServeState, name: str, inputs: dict[str, Any]) -> Work:
         if started is None:
             return
         gen, result = started
-        try:
-            async for _ in gen:
-                pass
-        except ChainError as exc:
-            out.error(from_exception(exc))
+        err = await run_to_end(gen)
+        if err is not None:
+            out.error(err)
             return
-        finally:
-            await gen.aclose()
         body = result.as_dict()
         if result.ok:
             out.json(200, body)
             return
-        failed = [s for s in result.steps.values() if s.state == "failed"]
-        if failed:
-            err = from_step_error(failed[0])
-        else:
-            err = ServeError(500, "internal_error", "the chain did not finish")
+        err = chain_failure(result)
         out.json(err.status, {**err.body(), "result": body}, err.headers)
 
     return work
