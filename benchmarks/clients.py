@@ -20,6 +20,8 @@ from n3_notebook.wire import SSEDecoder
 KEY = "sk-bench-not-a-real-key"
 NO_BOUNDS = StreamConfig(stream_timeout=None, chunk_timeout=None)
 _MESSAGES = [{"role": "user", "content": "benchmark"}]
+#: the same, for the SDKs' typed parameters (each SDK has its own TypedDicts)
+_SDK_MESSAGES: Any = _MESSAGES
 
 
 def _request_bytes(path: str, model: str, anthropic: bool) -> bytes:
@@ -180,11 +182,11 @@ class OpenAISDKClient:
 
         kwargs: dict[str, Any] = {}
         if max_connections:
-            kwargs["http_client"] = openai.DefaultAsyncHttpxClient(
-                limits=httpx.Limits(
-                    max_connections=max_connections, max_keepalive_connections=max_connections
-                )
+            # the SDK's client is its own httpx fork's; it takes httpx's Limits as they are
+            limits: Any = httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
             )
+            kwargs["http_client"] = openai.DefaultAsyncHttpxClient(limits=limits)
         self.client = openai.AsyncOpenAI(api_key=KEY, base_url=url + "/v1", max_retries=0, **kwargs)
 
     async def _run(self, model: str, first_only: bool) -> Any:
@@ -193,8 +195,8 @@ class OpenAISDKClient:
         parts = []
         stream = await self.client.chat.completions.create(
             model=model,
-            messages=_MESSAGES,
-            stream=True,  # type: ignore[arg-type]
+            messages=_SDK_MESSAGES,
+            stream=True,
         )
         async with stream:
             async for chunk in stream:
@@ -228,9 +230,9 @@ class AnthropicSDKClient:
         parts = []
         stream = await self.client.messages.create(
             model=model,
-            messages=_MESSAGES,
+            messages=_SDK_MESSAGES,
             max_tokens=100_000,
-            stream=True,  # type: ignore[arg-type]
+            stream=True,
         )
         async with stream:
             async for event in stream:

@@ -14,6 +14,7 @@ import asyncio
 import json
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import clients as c
@@ -62,7 +63,7 @@ async def _paced(make: Any, n: int) -> tuple[float, float, int]:
 
 async def _run(quick: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
-    clients = {
+    clients: dict[str, Callable[..., Any]] = {
         "raw socket": lambda n=10: c.RawClient(url),
         "n3_notebook OpenAIProvider": lambda n=10: c.OursClient(url, concurrency=n),
     }

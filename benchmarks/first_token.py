@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 from . import clients as c
@@ -32,7 +33,7 @@ async def _run(quick: bool) -> list[dict[str, Any]]:
     n = QUICK_REQUESTS if quick else REQUESTS
     rows = []
     with ServerProcess() as url:
-        makers = [
+        makers: list[Callable[[], Any]] = [
             lambda: c.RawClient(url),
             lambda: c.HttpxOursClient(url),
             lambda: c.OpenAISDKClient(url),

@@ -294,8 +294,9 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = dict(runs[-1])
     for key, value in runs[-1].items():
         values = [r.get(key) for r in runs]
-        if isinstance(value, (int, float)) and all(isinstance(v, (int, float)) for v in values):
-            out[key] = statistics.median(values)
+        numbers = [v for v in values if isinstance(v, (int, float))]
+        if isinstance(value, (int, float)) and len(numbers) == len(values):
+            out[key] = statistics.median(numbers)
     out["completed"] = min(r["completed"] for r in runs)
     out["failed"] = sum(r["failed"] for r in runs)
     reasons: dict[str, int] = {}
@@ -507,7 +508,8 @@ def run(quick: bool = False) -> dict[str, Any]:
             for s in services:
                 s.wait_ready()
                 _run_loadgen(_service_spec(s.port, 50))  # warm-up: providers, imports
-            up_pid = upstream_proc.proc.pid  # type: ignore[union-attr]
+            assert upstream_proc.proc is not None
+            up_pid = upstream_proc.proc.pid
 
             def through(s: _Service, n: int) -> dict[str, Any]:
                 cpu0, up0 = s.worker_cpu(), process_cpu_seconds(up_pid)

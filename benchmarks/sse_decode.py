@@ -12,6 +12,7 @@ paced token stream arrives; there the per-read overhead dominates."""
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import random
 from collections.abc import Callable, Iterable
@@ -187,7 +188,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             table.append((decoder + variant, _with_json(fn) if parse else fn, reads))
             base_of[decoder + variant] = "openai" + variant
     for name, fn, reads in table:
-        timing = measure(lambda fn=fn, reads=reads: fn(reads), repeat=repeat, warmup=1)
+        timing = measure(functools.partial(fn, reads), repeat=repeat, warmup=1)
         rate = timing.rate(n_events)
         rates[name] = rate
         rows.append(

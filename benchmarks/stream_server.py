@@ -18,8 +18,10 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
 import sys
 from functools import lru_cache
+from typing import Any
 
 TOKEN = " token"
 _OK = (
@@ -142,7 +144,7 @@ class _Ticker:
     def _tick(self, now: float) -> int:
         return int((now - self.origin) / self.delay)
 
-    def add(self, transport: asyncio.Transport, frames: tuple, tail: bytes, proto) -> None:
+    def add(self, transport: asyncio.Transport, frames: tuple, tail: bytes, proto: Any) -> None:
         loop = asyncio.get_running_loop()
         if self.task is None or self.task.done():
             self.origin = loop.time()
@@ -257,12 +259,10 @@ class ServerProcess:
     """Start the server in its own process; `with ServerProcess() as url:`."""
 
     def __init__(self) -> None:
-        self.proc = None
+        self.proc: subprocess.Popen[str] | None = None
         self.port = 0
 
     def __enter__(self) -> str:
-        import subprocess
-
         env = dict(os.environ)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks.stream_server"],
@@ -271,6 +271,7 @@ class ServerProcess:
             env=env,
             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         )
+        assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line.startswith("ready"):
             raise RuntimeError(f"benchmark server did not start: {line!r}")

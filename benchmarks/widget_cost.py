@@ -157,7 +157,9 @@ def _widget_final_text(ex: Any) -> str | None:
     for opened in ex.comm_opens:
         value = opened["data"].get("state", {}).get("value")
         if isinstance(value, str) and value.startswith("<pre") and value.endswith("</pre>"):
-            segments.append(pre.match(value).group(1))
+            matched = pre.match(value)
+            if matched is not None:
+                segments.append(matched.group(1))
     tail = ""
     for _, _, data in ex.widget_updates:
         value = data.get("state", {}).get("value")
