@@ -8,12 +8,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, Mapping
-from typing import Any, cast
+from typing import Any
 
-from ..core.base import BaseProvider, flatten
+from ..core.base import BaseProvider
 from ..core.collect import ResponseBuilder
 from ..core.errors import LLMError
 from ..core.pricing import response_cost
+from ..core.reading import flatten
 from ..core.registry import ProviderFactory, create_provider
 from ..core.template import TemplateError, fill
 from ..core.types import Message, StreamConfig
@@ -69,8 +70,7 @@ def stream_chain(
     batches = stream_chain_batches(
         chain, inputs, namespace, provider_factory, default_model, stream_config, result
     )
-    # flatten() is an async generator (it has aclose()); its annotation says less
-    return cast(AsyncGenerator[ChainEvent, None], flatten(batches))
+    return flatten(batches)
 
 
 async def stream_chain_batches(
@@ -159,7 +159,7 @@ async def stream_chain_batches(
                     if chunk.content:
                         queue.put_nowait(ChainEvent("token", step_name, {"text": chunk.content}))
             finally:
-                await stream.aclose()  # type: ignore[attr-defined]  # core annotates less
+                await stream.aclose()
             sr.response = builder.build()
             sr.state = "done"
             sr.cost = response_cost(sr.response, provider.name, provider.model)

@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -363,8 +363,8 @@ async def cached_batches(
     key: str,
     provider: str,
     model: str,
-    batches: AsyncIterator[list[StreamChunk]],
-) -> AsyncIterator[list[StreamChunk]]:
+    batches: AsyncGenerator[list[StreamChunk], None],
+) -> AsyncGenerator[list[StreamChunk], None]:
     """A stream through the cache: a hit replays at once (the request is never sent),
     a miss streams `batches` and keeps the answer once it ended complete."""
     try:
@@ -379,4 +379,4 @@ async def cached_batches(
             yield batch
         cache.put(key, builder.build())
     finally:
-        await batches.aclose()  # type: ignore[attr-defined]
+        await batches.aclose()

@@ -8,7 +8,7 @@ results in its own format when it builds the next request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Any
 
 from .tools import Tool, ToolResult, as_tools, run_tool_call
@@ -19,7 +19,7 @@ __all__ = ["DEFAULT_MAX_TOOL_STEPS", "run_tool_loop", "stream_tool_loop"]
 DEFAULT_MAX_TOOL_STEPS = 5
 
 Step = Callable[[list[Message], dict[str, Any]], Awaitable[LLMResponse]]
-StreamStep = Callable[[list[Message], dict[str, Any]], AsyncIterator[StreamChunk]]
+StreamStep = Callable[[list[Message], dict[str, Any]], AsyncGenerator[StreamChunk, None]]
 
 
 def _tool_map(params: dict[str, Any], max_steps: Any) -> dict[str, Tool]:
@@ -76,7 +76,7 @@ async def run_tool_loop(
 
 async def stream_tool_loop(
     step: StreamStep, messages: list[Message], params: dict[str, Any], max_steps: Any
-) -> AsyncIterator[StreamChunk]:
+) -> AsyncGenerator[StreamChunk, None]:
     """The chunks of every round, in order. A round that ends in calls yields its final
     chunk (finish "tool_calls") as usual, then one chunk whose metadata["tool_results"]
     lists what each call returned; the last chunk's metadata["messages"] is the exchange."""
@@ -96,7 +96,7 @@ async def stream_tool_loop(
                     continue
                 yield chunk
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         if final is None:
             return
         calls = list(final.tool_calls or ())

@@ -107,7 +107,7 @@ class StreamRun:
                         for line in tool_lines(chunk):
                             view.tool_event(line)
             finally:
-                await stream.aclose()  # type: ignore[attr-defined]  # core annotates less
+                await stream.aclose()
             self.state = "done"
             schema = as_output_schema(self.params.get("schema"))
             if schema is not None and not (builder.final and builder.final.tool_calls):

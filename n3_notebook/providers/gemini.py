@@ -7,12 +7,14 @@ from __future__ import annotations
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from ..core.base import BaseProvider, parse_json_line, split_system
+from ..core.base import BaseProvider
 from ..core.catalog import ModelInfo
 from ..core.defaults import default_model_for
 from ..core.errors import APIStatusError, AuthenticationError, ContentFilteredError
 from ..core.features import Features, budget_of, take_features
 from ..core.http import RequestSpec
+from ..core.messages import split_system
+from ..core.snippets import parse_json_line
 from ..core.types import Message, StreamChunk, Usage
 from ..wire import SSEEvent
 from . import listing

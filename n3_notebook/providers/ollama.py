@@ -9,12 +9,13 @@ from typing import Any, ClassVar
 
 import httpx
 
-from ..core.base import BaseProvider, parse_json_line
+from ..core.base import BaseProvider
 from ..core.catalog import ModelInfo, forget_models
 from ..core.defaults import default_model_for
 from ..core.errors import APIConnectionError
 from ..core.features import Features, take_features
 from ..core.http import RequestSpec
+from ..core.snippets import parse_json_line
 from ..core.types import Message, StreamChunk, Usage
 from ..wire import NDJSONDecoder
 from . import listing

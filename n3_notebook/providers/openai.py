@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from ..core.base import BaseProvider, parse_json_line
+from ..core.base import BaseProvider
 from ..core.batch import BatchAPI
 from ..core.catalog import ModelInfo
 from ..core.defaults import default_model_for
 from ..core.features import Features, effort_of, take_features
 from ..core.http import RequestSpec
 from ..core.schema import closed, strict_ready
+from ..core.snippets import parse_json_line
 from ..core.types import Message, StreamChunk, Usage
 from ..wire import SSEDecoder, SSEEvent
 from . import listing

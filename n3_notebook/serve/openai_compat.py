@@ -155,7 +155,7 @@ def chat_stream(state: ServeState, plan: ChatPlan) -> Work:
                 out.data(error_event(from_exception(exc, client_model=True)))
                 return
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
             spent = 0 if cached else builder.build().usage.total_tokens
             await _settle(state, plan, served, spent)
         r = builder.build()

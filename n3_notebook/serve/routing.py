@@ -25,7 +25,7 @@ and would not see our error classes."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -60,7 +60,7 @@ ProviderMaker = Callable[[str, str | None, RetryConfig | None], BaseProvider]
 Clock = Callable[[], float]
 T = TypeVar("T")
 #: An opened stream and the chunks read from it up to its first text.
-Opened = tuple[AsyncIterator[list[StreamChunk]], list[StreamChunk]]
+Opened = tuple[AsyncGenerator[list[StreamChunk], None], list[StreamChunk]]
 
 
 def is_fallback_error(exc: LLMError) -> bool:
@@ -361,7 +361,7 @@ def stream_attempt(
         try:
             held = await first_text(stream)
         except BaseException:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
             raise
         return stream, held
 

@@ -250,7 +250,7 @@ def generate_stream(state: ServeState, req: GenerateRequest) -> Work:
                 emit("done", {"ok": False, "reason": err.type, "text_chunks": builder.chunks})
                 return
         finally:
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         r = builder.build()
         out.event(
             "done",
