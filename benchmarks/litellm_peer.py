@@ -22,7 +22,7 @@ from typing import Any
 
 def _quiet() -> Any:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm  # type: ignore[import-not-found]  # optional: N3_LITELLM_PYTHON's
+    import litellm  # optional: N3_LITELLM_PYTHON's
 
     litellm.suppress_debug_info = True
     litellm.set_verbose = False

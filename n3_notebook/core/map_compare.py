@@ -100,7 +100,7 @@ class MapComparison:
     def to_pandas(self) -> Any:
         """The side-by-side answers as a DataFrame (needs pandas)."""
         try:
-            import pandas as pd  # type: ignore[import-untyped]
+            import pandas as pd  # an optional dependency
         except ImportError:
             raise ImportError("to_pandas() needs pandas: pip install pandas") from None
         return pd.DataFrame.from_records(self.rows())
@@ -108,7 +108,7 @@ class MapComparison:
     def summary_pandas(self) -> Any:
         """The per-model summary as a DataFrame indexed by model (needs pandas)."""
         try:
-            import pandas as pd
+            import pandas as pd  # an optional dependency
         except ImportError:
             raise ImportError("summary_pandas() needs pandas: pip install pandas") from None
         return pd.DataFrame(self.summary(), columns=list(SUMMARY_COLUMNS)).set_index("model")
@@ -116,7 +116,7 @@ class MapComparison:
     def plot(self) -> Any:
         """A matplotlib Figure: p50/p95 latency, output tokens and cost per model."""
         try:
-            from matplotlib.figure import Figure
+            from matplotlib.figure import Figure  # an optional dependency
         except ImportError:
             raise ImportError(
                 "plot() needs matplotlib: pip install matplotlib (table_text() shows the "

@@ -114,7 +114,7 @@ class MapResult(Sequence[LLMResponse | None]):
         """Input fields + answer, tokens, latency, TTFT, cost, cached, error (needs pandas);
         with schema=, one column per field of the parsed answer (empty where it failed)."""
         try:
-            import pandas as pd  # type: ignore[import-untyped]
+            import pandas as pd  # an optional dependency
         except ImportError:
             raise ImportError("to_pandas() needs pandas: pip install pandas") from None
         records = []

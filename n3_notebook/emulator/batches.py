@@ -115,7 +115,8 @@ def _error(
 
 
 def _store(request: Request) -> BatchStore:
-    return request.app.state.n3.batches
+    store: BatchStore = request.app.state.n3.batches
+    return store
 
 
 def _auth(request: Request, fmt: ProviderFormat) -> Response | None:
