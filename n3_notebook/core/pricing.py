@@ -78,7 +78,7 @@ def _flat_rates(provider_id: str, model: str) -> tuple[float, float, float] | No
     its token counts: then pricing a call is a multiplication instead of genai-prices' full
     computation for every new pair of counts (the call log prices every request). UNKNOWN
     for a model genai-prices does not know; None for any other, priced by _lookup."""
-    try:
+    try:  # a runtime dependency, imported on first use: its import dominates startup
         from genai_prices.data_snapshot import get_snapshot
         from genai_prices.types import ModelPrice, TieredPrices
     except ImportError:

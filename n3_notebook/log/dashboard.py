@@ -151,7 +151,7 @@ class Dashboard:
         """A matplotlib Figure: TTFT and duration percentiles per model, tokens and cost
         over time. Needs matplotlib (the table works without it)."""
         try:
-            import matplotlib.pyplot as plt
+            import matplotlib.pyplot as plt  # an optional dependency (the dashboard extra)
         except ImportError as exc:
             raise ImportError(
                 "plot() needs matplotlib: pip install matplotlib (or use .table())"

@@ -30,7 +30,7 @@ def html_table(rows: Sequence[Sequence[str]]) -> str:
 def dataframe(records: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> Any:
     """A pandas DataFrame of records (also with none: the columns stay)."""
     try:
-        import pandas as pd  # type: ignore[import-untyped,unused-ignore]
+        import pandas as pd  # an optional dependency
     except ImportError as exc:
         raise ImportError("to_pandas() needs pandas: pip install pandas") from exc
     return pd.DataFrame(list(records), columns=list(columns))
