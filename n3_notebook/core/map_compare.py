@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .base import BaseProvider
-from .mapping import MapProgress, MapResult, Row, amap
+from .map_result import MapProgress, MapResult, Row
+from .mapping import amap
 
 __all__ = ["MapComparison", "amap_models"]
 
