@@ -100,6 +100,24 @@ class BaseProvider(ProviderConnection):
         spec.messages, spec.system = msgs, system
         return spec
 
+    def _cache_hit(
+        self, msgs: list[Message], system: str | None, stream: bool, hit: LLMResponse
+    ) -> None:
+        """The record of a call the response cache answered (no request was sent): the
+        observers (the call log, the service's metrics) count it as a cached call."""
+        rec = RequestMetrics(
+            self.name, self.model, stream, time.time(), messages=msgs, system=system
+        )
+        rec.duration = rec.time_to_first_token = 0.0
+        rec.chunks = 1 if hit.content else 0
+        rec.input_tokens = hit.usage.input_tokens
+        rec.output_tokens = hit.usage.output_tokens
+        rec.answer_parts.append(hit.content)
+        rec.finish_reason = hit.finish_reason
+        rec.request_id = hit.request_id
+        rec.extra["cached"] = True
+        emit(rec, self.on_metrics)
+
     def _record(self, spec: RequestSpec, stream: bool) -> RequestMetrics:
         return RequestMetrics(
             self.name, self.model, stream, time.time(), messages=spec.messages, system=spec.system
@@ -135,6 +153,7 @@ class BaseProvider(ProviderConnection):
         hit = cache.get(key)
         schema = opts.get("schema")
         if hit is not None:
+            self._cache_hit(msgs, system, False, hit)
             if schema is not None:
                 hit.parsed = schema.parse(hit.content, self.name)
             return hit
@@ -288,7 +307,14 @@ class BaseProvider(ProviderConnection):
         if not use_cache:
             return batches
         key = self._cache_key(msgs, system, opts)
-        return cached_batches(response_cache(), key, self.name, self.model, batches)
+        return cached_batches(
+            response_cache(),
+            key,
+            self.name,
+            self.model,
+            batches,
+            on_hit=lambda hit: self._cache_hit(msgs, system, True, hit),
+        )
 
     def generate(self, prompt: str, system: str | None = None, **params: Any) -> LLMResponse:
         """Blocking agenerate(); safe inside a running loop (runs on a private one)."""

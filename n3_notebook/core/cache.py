@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 import warnings
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -364,12 +364,16 @@ async def cached_batches(
     provider: str,
     model: str,
     batches: AsyncGenerator[list[StreamChunk], None],
+    on_hit: Callable[[LLMResponse], None] | None = None,
 ) -> AsyncGenerator[list[StreamChunk], None]:
-    """A stream through the cache: a hit replays at once (the request is never sent),
-    a miss streams `batches` and keeps the answer once it ended complete."""
+    """A stream through the cache: a hit replays at once (the request is never sent;
+    `on_hit` hears of it), a miss streams `batches` and keeps the answer once it ended
+    complete."""
     try:
         hit = cache.get(key)
         if hit is not None:
+            if on_hit is not None:
+                on_hit(hit)
             yield _replay(hit)
             return
         builder = ResponseBuilder(provider, model)

@@ -278,3 +278,31 @@ async def test_images_and_tool_rounds_are_logged_without_the_image_bytes(
     last = json.loads(rounds[-1].messages or "")
     assert any(m.get("tool_calls") for m in last) and any(m["role"] == "tool" for m in last)
     assert b"IMAGEBYTES" not in _bytes(log_db)
+
+
+async def test_an_answer_from_the_response_cache_is_logged_as_cached(
+    emulator: Emulator, log_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("N3_CACHE_DIR", str(tmp_path / "cache"))
+    seen_before = len(emulator.records)
+    async with provider(emulator) as p:
+        first = await p.agenerate("Cache me", cache=True)
+        again = await p.agenerate("Cache me", cache=True)
+        streamed = "".join([c.content async for c in p.stream_generate("Cache me", cache=True)])
+        streamed_again = "".join(
+            [c.content async for c in p.stream_generate("Cache me", cache=True)]
+        )
+    assert again.content == first.content and streamed_again == streamed
+    assert streamed == first.content  # a stream and a request share the cached answer
+    assert len(emulator.records) - seen_before == 1  # the first call; the rest are hits
+    calls = log.query()
+    assert [(c.stream, c.cached) for c in calls] == [
+        (False, False),
+        (False, True),
+        (True, True),
+        (True, True),
+    ]
+    hit, stream_hit = calls[1], calls[2]
+    assert hit.response == first.content and stream_hit.response == streamed
+    assert hit.prompt == "Cache me" and hit.outcome == "ok"
+    assert hit.output_tokens == first.usage.output_tokens
