@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import Body, FastAPI, Request
 from starlette.responses import Response
 
-from ..chain import ChainError
+from ..chain import Chain, ChainError, ChainResult
 from ..core.collect import ResponseBuilder
 from ..core.errors import LLMError
 from ..core.types import LLMResponse, StreamChunk
@@ -169,15 +169,23 @@ def _chain_text(events: list[Any], final: str) -> str:
     return "".join(e.data.get("text", "") for e in events if e.type == "token" and e.step == final)
 
 
+def _chain_opened(
+    state: ServeState, plan: ChatPlan, name: str, out: Output
+) -> tuple[Chain, Any, ChainResult] | None:
+    """The chain, its event generator and its result, started with the inputs the last
+    message gives (None when chain_start already answered the client)."""
+    _openai_output(out)
+    chain = state.chains[name]
+    started = chain_start(state, name, chain_inputs(name, chain, plan.messages), out)
+    return None if started is None else (chain, *started)
+
+
 def chain_complete(state: ServeState, plan: ChatPlan, name: str) -> Work:
     async def work(out: Output) -> None:
-        _openai_output(out)
-        chain = state.chains[name]
-        inputs = chain_inputs(name, chain, plan.messages)
-        started = chain_start(state, name, inputs, out)
-        if started is None:
+        opened = _chain_opened(state, plan, name, out)
+        if opened is None:
             return
-        gen, result = started
+        chain, gen, result = opened
         try:
             err = await run_to_end(gen)
         finally:
@@ -205,13 +213,10 @@ def chain_complete(state: ServeState, plan: ChatPlan, name: str) -> Work:
 
 def chain_stream(state: ServeState, plan: ChatPlan, name: str) -> Work:
     async def work(out: Output) -> None:
-        _openai_output(out)
-        chain = state.chains[name]
-        inputs = chain_inputs(name, chain, plan.messages)
-        started = chain_start(state, name, inputs, out)
-        if started is None:
+        opened = _chain_opened(state, plan, name, out)
+        if opened is None:
             return
-        gen, result = started
+        chain, gen, result = opened
         final = chain.steps[-1].name
         writer = ChunkWriter(completion_id(), plan.model, plan.include_usage)
         try:
