@@ -59,8 +59,9 @@ def timeout_hint(limit: str) -> str:
     """How to raise a stream limit, in the library, a notebook and the service."""
     return (
         f"To allow more, pass stream_config=StreamConfig({limit}=...) in Python, run "
-        f"%config LLMMagics.{limit} = ... in a notebook, or set {STREAM_ENV[limit]}=... for "
-        "the service (None in Python, 0 elsewhere, means no limit)."
+        f"%config LLMMagics.{limit} = ... in a notebook, or start the service with "
+        f"--{limit.replace('_', '-')} ... (or {STREAM_ENV[limit]}) (None in Python, 0 "
+        "elsewhere, means no limit)."
     )
 
 

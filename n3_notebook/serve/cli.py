@@ -38,6 +38,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 
+from ..core.types import STREAM_ENV
 from .app import create_app
 from .exposure import InsecureBindError, check_exposure
 from .gateway_config import GatewayConfigError
@@ -135,6 +136,16 @@ def _parser() -> argparse.ArgumentParser:
         help="wall-clock seconds a request (a whole stream included) may run, else 504 "
         f"(default: ${limit_env('request_timeout')} or {defaults.request_timeout:g})",
     )
+    for limit, env in STREAM_ENV.items():
+        p.add_argument(
+            f"--{limit.replace('_', '-')}",
+            dest=limit,
+            type=float,
+            default=None,
+            metavar="S",
+            help=f"stream limit {limit} in seconds, 0 for none (default: ${env} or the "
+            "library's default; see StreamConfig)",
+        )
     p.add_argument(
         "--config",
         default=None,
@@ -168,6 +179,9 @@ def _pass_to_workers(args: argparse.Namespace, path: str) -> None:
         os.environ[limit_env("request_timeout")] = repr(args.request_timeout)
     if args.config:
         os.environ[GATEWAY_CONFIG_ENV] = os.path.abspath(args.config)
+    for limit, env in STREAM_ENV.items():
+        if getattr(args, limit) is not None:
+            os.environ[env] = repr(getattr(args, limit))
 
 
 def _log_config(level: str, access_log: bool) -> dict[str, Any]:

@@ -222,6 +222,24 @@ def test_a_request_is_stopped_at_the_wall_clock_limit(spawn):
     assert took < 8
 
 
+def test_stream_limits_are_flags_and_the_error_names_the_flag(spawn):
+    p = spawn(
+        CHAIN,
+        "--first-token-timeout",
+        "0.3",
+        **{**OFFLINE, "N3_EMULATOR_FIRST_TOKEN_DELAY": "3"},
+    )
+    body = {"prompt": "hi", "model": MODEL, "max_tokens": 5}
+    t0 = time.monotonic()
+    r = httpx.post(f"{p.url}/v1/generate/stream", json=body, timeout=30)
+    assert time.monotonic() - t0 < 2.5  # cut at 0.3 s, not the emulator's 3 s
+    assert r.status_code == 504, r.text  # before the first event: a plain error answer
+    error = r.json()["error"]
+    assert error["type"] == "upstream_timeout"
+    assert "first_token_timeout=0.3s" in error["message"]
+    assert "--first-token-timeout" in error["message"]
+
+
 def test_security_headers_and_cors_off_by_default(server):
     r = httpx.get(f"{server.url}/chains", headers={"origin": "https://evil.example"})
     assert r.headers["x-content-type-options"] == "nosniff"
