@@ -4,6 +4,7 @@ chain, and /v1/generate. Each route admits a Job that runs its work (work.py).
 (This module deliberately has no `from __future__ import annotations`: the per-chain
 endpoints are built at run time and FastAPI reads their annotations as objects.)"""
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Request
@@ -16,11 +17,12 @@ from . import work
 from .auth import TOKEN_NAME_KEY
 from .catalog import chain_list
 from .errors import ServeError
-from .jobs import Job, json_error
+from .jobs import Job, Work, json_error
 from .models import (
     ChainList,
     ChainRunResult,
     ErrorResponse,
+    GenerateRequest,
     GenerateResult,
     Health,
     generate_request_model,
@@ -220,6 +222,17 @@ def add_generate_routes(app: FastAPI, state: ServeState) -> None:
     limits = state.limits
     request_model = generate_request_model(limits.max_prompt_chars, limits.max_output_tokens)
 
+    def job(
+        request: Request,
+        body: GenerateRequest,
+        make: Callable[[ServeState, GenerateRequest], Work],
+        route: str,
+    ) -> Response:
+        """The job answering one /v1/generate request, once the token may use its model."""
+        check_model(state, request, body.model)
+        return Job(state.lifecycle, make(state, body), state.metrics, route)
+
+    # request_model is made at run time (this server's caps): mypy cannot take it as a type
     @app.post(
         "/v1/generate",
         tags=["generate"],
@@ -228,8 +241,7 @@ def add_generate_routes(app: FastAPI, state: ServeState) -> None:
         responses=ERRORS_DOC,
     )
     async def generate(request: Request, body: Annotated[request_model, Body()]) -> Response:  # type: ignore[valid-type]
-        check_model(state, request, body.model)  # type: ignore[attr-defined]
-        return Job(state.lifecycle, work.generate(state, body), state.metrics, "/v1/generate")
+        return job(request, body, work.generate, "/v1/generate")
 
     @app.post(
         "/v1/generate/stream",
@@ -242,10 +254,7 @@ def add_generate_routes(app: FastAPI, state: ServeState) -> None:
         request: Request,
         body: Annotated[request_model, Body()],  # type: ignore[valid-type]
     ) -> Response:
-        check_model(state, request, body.model)  # type: ignore[attr-defined]
-        return Job(
-            state.lifecycle, work.generate_stream(state, body), state.metrics, "/v1/generate/stream"
-        )
+        return job(request, body, work.generate_stream, "/v1/generate/stream")
 
 
 __all__ = [
