@@ -13,12 +13,14 @@ measured: sizes, repeats) and "notes" (list of strings). Everything must be JSON
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import gc
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -26,6 +28,8 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 DEFAULT_RESULTS_DIR = Path(__file__).resolve().parent / "results"
 JSON_NAME = "latest.json"
@@ -354,3 +358,25 @@ def process_cpu_seconds(pid: int) -> float:
     fields = stat[stat.rindex(b")") + 2 :].split()
     utime, stime = int(fields[11]), int(fields[12])
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_healthy(
+    proc: subprocess.Popen[Any],
+    url: str,
+    name: str,
+    output: Callable[[], str],
+    timeout: float = 60.0,
+    interval: float = 0.2,
+    http_timeout: float = 1.0,
+) -> None:
+    """Poll `url` until it answers 200; RuntimeError (with the process's output) if the
+    process exits first or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited: {output()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=http_timeout).status_code == 200:
+                return
+        time.sleep(interval)
+    raise RuntimeError(f"{name} did not start: {output()}")

@@ -28,14 +28,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil  # type: ignore[import-untyped]
 
-from ._util import raise_fd_limit
+from ._util import raise_fd_limit, wait_healthy
 from .service import _median_run, _run_loadgen  # the same load generator as the service bench
 from .stream_server import ServerProcess
 
@@ -132,15 +130,8 @@ class _Target:
         )
 
     def wait_ready(self, timeout: float = 180.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited: {self.output()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}{self.health}", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.3)
-        raise RuntimeError(f"{self.name} did not start: {self.output()}")
+        url = f"{self.url}{self.health}"
+        wait_healthy(self.proc, url, self.name, self.output, timeout, 0.3, http_timeout=2)
 
     def _procs(self) -> list[psutil.Process]:
         try:

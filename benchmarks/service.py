@@ -38,7 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._util import EmulatorProcess, process_cpu_seconds, raise_fd_limit
+from ._util import EmulatorProcess, process_cpu_seconds, raise_fd_limit, wait_healthy
 from .stream_server import ServerProcess
 
 TITLE = "Service: C concurrent SSE streams via 2 workers vs direct; 100 chain runs vs sequential"
@@ -380,17 +380,7 @@ class _Service:
         )
 
     def wait_ready(self) -> None:
-        import httpx
-
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the service exited: {self.output()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"the service did not start: {self.output()}")
+        wait_healthy(self.proc, f"{self.url}/healthz", "the service", self.output)
 
     def worker_cpu(self) -> float:
         """CPU seconds used so far by the service's worker processes."""
