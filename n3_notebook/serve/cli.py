@@ -15,6 +15,9 @@ PROMETHEUS_MULTIPROC_DIR unless one is set).
 routes with fallbacks, key pools, per-upstream limits, the circuit breaker; it is checked
 here too, and an error names the file, the line and the key.
 
+The service keeps no call log unless --call-log PATH is given (numbers only; prompts and
+answers with --call-log-text).
+
 Listening on an address other machines can reach needs a token (N3_SERVE_TOKEN or
 --token-file) or --insecure-no-auth (see exposure.py). The request bounds (settings.py's
 Limits) come from N3_SERVE_* variables, a few of them from flags here; the bounds on a
@@ -38,6 +41,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.supervisors import Multiprocess
 
+from .. import log
 from ..core.types import STREAM_ENV
 from .app import create_app
 from .exposure import InsecureBindError, check_exposure
@@ -157,6 +161,18 @@ def _parser() -> argparse.ArgumentParser:
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
     p.add_argument("--no-access-log", action="store_true", help="do not log every request")
+    p.add_argument(
+        "--call-log",
+        default=None,
+        metavar="PATH",
+        help="record each call in this SQLite call log (model, tokens, timing, errors; no "
+        "prompt or answer text). Default: no call log, the clients' prompts stay off disk",
+    )
+    p.add_argument(
+        "--call-log-text",
+        action="store_true",
+        help="with --call-log, keep the prompts and answers too (redacted of keys)",
+    )
     return p
 
 
@@ -182,6 +198,20 @@ def _pass_to_workers(args: argparse.Namespace, path: str) -> None:
     for limit, env in STREAM_ENV.items():
         if getattr(args, limit) is not None:
             os.environ[env] = repr(getattr(args, limit))
+    _call_log(args)
+
+
+def _call_log(args: argparse.Namespace) -> None:
+    """The service logs calls only when asked (--call-log), and their text only with
+    --call-log-text: a server's prompts are its clients', not the operator's notebook
+    history. Set here for this process and, through N3_LOG*, for the workers."""
+    enabled = args.call_log is not None
+    os.environ[log.ENABLE_ENV] = "1" if enabled else "0"
+    os.environ[log.TEXT_ENV] = "1" if enabled and args.call_log_text else "0"
+    path = os.path.abspath(args.call_log) if enabled else None
+    if path is not None:
+        os.environ[log.DB_ENV] = path
+    log.configure(enabled=enabled, store_text=enabled and args.call_log_text, path=path)
 
 
 def _log_config(level: str, access_log: bool) -> dict[str, Any]:

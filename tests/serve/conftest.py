@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import signal
 import subprocess
 import sys
 import time
@@ -197,6 +198,11 @@ class ServeProcess:
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         wait_healthy(self.url, self.proc, self.output, timeout)
+
+    def stop_gracefully(self, timeout: float = 30.0) -> None:
+        """SIGTERM and wait: workers finish and run their exit hooks (the call log's flush)."""
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(timeout) in (0, -signal.SIGTERM), self.output()
 
     def close(self) -> None:
         if self.proc.poll() is None:
