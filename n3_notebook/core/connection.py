@@ -269,9 +269,13 @@ class ProviderConnection:
             unreachable.retryable = True
             raise unreachable from exc
         if response.status_code == 429 or any(h in response.headers for h in BUDGET_HEADERS):
-            self._rate_group().observe(
-                response.status_code, response.headers, retry_after_seconds(response.headers)
-            )
+            try:  # shared with the other processes when a rate store is in use
+                await self._rate_group().report(
+                    response.status_code, response.headers, retry_after_seconds(response.headers)
+                )
+            except BaseException:
+                await close_response(response)
+                raise
         if 300 <= response.status_code < 400:
             location = mask_url(response.headers.get("location", "?"))
             await response.aclose()

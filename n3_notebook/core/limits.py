@@ -25,9 +25,11 @@ import datetime
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from .rate_store import RateBudget, RateFeedback, RateStore, Reservation
 
 __all__ = [
     "BUDGET_HEADERS",
@@ -37,7 +39,9 @@ __all__ = [
     "estimate_tokens",
     "parse_reset",
     "rate_group",
+    "rate_store",
     "reset_rate_groups",
+    "set_rate_store",
 ]
 
 #: A bucket holds at most this many seconds of budget: providers enforce a per-minute
@@ -201,10 +205,17 @@ class RateLimitStats:
 
 
 class RateGroup:
-    """The shared budget of one provider + model (see the module docstring)."""
+    """The shared budget of one provider + model (see the module docstring). `store`: where
+    the budget is shared (None: the store installed by set_rate_store, if any)."""
 
-    def __init__(self, key: tuple[str, str, str], clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        key: tuple[str, str, str],
+        clock: Clock = time.monotonic,
+        store: RateStore | None = None,
+    ) -> None:
         self.key = key
+        self.store = store
         self._clock = clock
         self._lock = threading.Lock()
         now = clock()
@@ -222,6 +233,7 @@ class RateGroup:
         self._count = 0
         self._waited = 0.0
         self._rate_limited = 0
+        self._stored: tuple[float | None, float | None] = (None, None)  # the store's learned
 
     # -------------------------------------------------------------- configuration
     def configure(
@@ -245,6 +257,12 @@ class RateGroup:
         """Whether a token budget is known (else a request's tokens need no estimate)."""
         return self.configured_tpm is not None or self.learned_tpm is not None
 
+    def _store(self) -> RateStore | None:
+        return self.store if self.store is not None else _installed[0]
+
+    def _budget(self) -> RateBudget:
+        return RateBudget(self.configured_rpm, self.configured_tpm)
+
     def _factor(self, now: float) -> float:
         if self._cut_at is None:
             return 1.0
@@ -266,7 +284,7 @@ class RateGroup:
 
     # -------------------------------------------------------------------- acquire
     def _reserve(self, tokens: int) -> tuple[float, float, float]:
-        """(seconds to wait, request units taken, token units taken)."""
+        """(seconds to wait, request units taken, token units taken), from the local buckets."""
         with self._lock:
             now = self._clock()
             wait = max(0.0, self._pause_until - now)
@@ -279,44 +297,112 @@ class RateGroup:
             if tpm is not None and tokens > 0:
                 wait = max(wait, self._tokens.reserve(float(tokens), tpm, now))
                 took_t = float(tokens)
-            self._count += 1
-            self._waited += wait
-            recent = self._recent
-            recent.append(now + wait)
-            while recent and recent[0] < now - OBSERVE_SECONDS:
-                recent.popleft()
+            self._counted(now, wait)
             return wait, took_r, took_t
+
+    def _counted(self, now: float, wait: float) -> None:
+        """One request let through after `wait` (under the lock)."""
+        self._count += 1
+        self._waited += wait
+        recent = self._recent
+        recent.append(now + wait)
+        while recent and recent[0] < now - OBSERVE_SECONDS:
+            recent.popleft()
+
+    def _reserved(self, taken: Reservation) -> None:
+        """The store took this request: count it, and keep the limits it learned."""
+        with self._lock:
+            self._counted(self._clock(), taken.wait)
+            self._stored = (taken.learned_rpm, taken.learned_tpm)
+            if taken.learned_rpm is not None:
+                self.learned_rpm = taken.learned_rpm
+            if taken.learned_tpm is not None:
+                self.learned_tpm = taken.learned_tpm
+
+    async def _pause_left(self, store: RateStore | None) -> float:
+        if store is not None:
+            left = await store.paused(self.key)
+            if left is not None:
+                return left
+        with self._lock:
+            return self._pause_until - self._clock()
 
     async def acquire(self, tokens: int = 0) -> float:
         """Wait for a request slot (and `tokens` of token budget); the seconds waited."""
-        wait, took_r, took_t = self._reserve(tokens)
+        store = self._store()
+        taken = None
+        took_r = took_t = 0.0
+        if store is not None:
+            taken = await store.reserve(self.key, self._budget(), tokens)
+        if taken is None:
+            store = None
+            wait, took_r, took_t = self._reserve(tokens)
+        else:
+            self._reserved(taken)
+            wait = taken.wait
         total = 0.0
         try:
             while wait > 0:
                 await asyncio.sleep(wait)
                 total += wait
-                with self._lock:  # a 429 during the wait pauses everyone
-                    wait = self._pause_until - self._clock()
+                wait = await self._pause_left(store)  # a 429 during the wait pauses everyone
         except asyncio.CancelledError:
-            with self._lock:
-                self._requests.refund(took_r)
-                self._tokens.refund(took_t)
+            if store is not None and taken is not None:
+                _give_back_soon(store.give_back(self.key, self._budget(), taken))
+            else:
+                with self._lock:
+                    self._requests.refund(took_r)
+                    self._tokens.refund(took_t)
             raise
         return total
 
     # ------------------------------------------------------------------- feedback
-    def observe(self, status: int, headers: Mapping[str, str], retry_after: float | None) -> None:
-        """Learn from a response: budget headers always, a 429 cuts the rate."""
+    def observe(
+        self, status: int, headers: Mapping[str, str], retry_after: float | None
+    ) -> RateFeedback | None:
+        """Learn from a response: budget headers always, a 429 cuts the rate. Returns what
+        other processes sharing the group must know (None: nothing new)."""
         now_wall = time.time()
         with self._lock:
             now = self._clock()
-            self._learn(headers, now, now_wall)
+            caps, pause = self._learn(headers, now, now_wall)
             if status == 429:
                 self._rate_limited += 1
                 self._cut(now, retry_after)
+            learned = (self.learned_rpm, self.learned_tpm)
+            new = any(v is not None and v != s for v, s in zip(learned, self._stored, strict=True))
+            if status != 429 and not caps and pause is None and not new:
+                return None
+            return RateFeedback(
+                rate_limited=status == 429,
+                retry_after=retry_after,
+                learned_rpm=learned[0],
+                learned_tpm=learned[1],
+                remaining_requests=caps.get("requests"),
+                remaining_tokens=caps.get("tokens"),
+                pause=pause,
+            )
 
-    def _learn(self, headers: Mapping[str, str], now: float, now_wall: float) -> None:
+    async def report(
+        self, status: int, headers: Mapping[str, str], retry_after: float | None
+    ) -> None:
+        """observe(), then share what it taught through the store (when one is in use)."""
+        feedback = self.observe(status, headers, retry_after)
+        store = self._store()
+        if feedback is None or store is None:
+            return
+        if await store.observe(self.key, self._budget(), feedback):
+            with self._lock:
+                self._stored = (feedback.learned_rpm, feedback.learned_tpm)
+
+    def _learn(
+        self, headers: Mapping[str, str], now: float, now_wall: float
+    ) -> tuple[dict[str, float], float | None]:
+        """Learn limits from budget headers; (what is left where less than a burst, by kind;
+        the pause an exhausted budget asks for)."""
         get = headers.get
+        caps: dict[str, float] = {}
+        pause: float | None = None
         for kind in ("requests", "tokens"):
             limit = _number(get(f"x-ratelimit-limit-{kind}"))
             remaining = _number(get(f"x-ratelimit-remaining-{kind}"))
@@ -334,11 +420,15 @@ class RateGroup:
                 self.learned_tpm = limit
             if remaining is not None:
                 bucket.cap(remaining)
+                if remaining < max(1.0, limit / 60.0 * bucket.burst):
+                    caps[kind] = remaining
                 if remaining < 1 and reset:
                     # `reset` is when the budget is whole again; one unit is back after
                     # its share of that time (providers replenish continuously).
                     unit = min(MAX_PAUSE, reset / max(1.0, limit - remaining))
                     self._pause_until = max(self._pause_until, now + unit)
+                    pause = unit if pause is None else max(pause, unit)
+        return caps, pause
 
     def _cut(self, now: float, retry_after: float | None) -> None:
         if retry_after:
@@ -366,6 +456,33 @@ class RateGroup:
                 tokens_per_minute=self._tpm(now),
                 factor=self._factor(now),
             )
+
+
+# The store every group without its own shares through (set_rate_store), in a list so the
+# groups read it without a global statement.
+_installed: list[RateStore | None] = [None]
+# Give-backs of cancelled waiters still on their way to the store (held against collection).
+_giving_back: set[asyncio.Task[bool]] = set()
+
+
+def _give_back_soon(call: Coroutine[Any, Any, bool]) -> None:
+    """Return a cancelled waiter's units without holding up its cancellation."""
+    task = asyncio.get_running_loop().create_task(call)
+    _giving_back.add(task)
+    task.add_done_callback(_giving_back.discard)
+
+
+def set_rate_store(store: RateStore | None) -> RateStore | None:
+    """Share every rate group without its own store through `store` (None: each process's
+    own buckets again); returns the store it replaces. The service installs its Redis store
+    while it runs (serve/shared_rates.py)."""
+    previous, _installed[0] = _installed[0], store
+    return previous
+
+
+def rate_store() -> RateStore | None:
+    """The store installed by set_rate_store (None: none)."""
+    return _installed[0]
 
 
 _groups: dict[tuple[str, str, str], RateGroup] = {}

@@ -25,7 +25,8 @@ Limits. protocol.py bounds what comes before the app: a request's head and its t
 The OpenAI-compatible gateway: openai_compat.py (routes, what they run), openai_plan.py
 (request checks), openai_wire.py (the wire format), routing.py (fallbacks, key pools,
 breakers), gateway_config.py (the TOML file), core/budgets.py with shared_budgets.py
-(budgets in Redis) and redis_cache.py (the response cache in Redis)."""
+(budgets in Redis), shared_rates.py (the provider core's waiting rate limits in Redis) and
+redis_cache.py (the response cache in Redis)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ from .settings import (
     env_float,
 )
 from .shared_budgets import REDIS_URL_ENV, RedisStore
+from .shared_rates import RedisRateStore, install_rate_store, uninstall_rate_store
 from .state import ServeState
 from .tokens import ApiToken, collect_tokens
 
@@ -122,10 +124,11 @@ def create_app(
     gateway_config: the OpenAI-compatible gateway's routes, key pools, limits and breaker
       (a GatewayConfig or a TOML file; None reads N3_SERVE_GATEWAY_CONFIG; see
       gateway_config.py). Without one, /v1/chat/completions takes model strings and chains.
-    redis_url: where the gateway's budgets (per upstream, per token) and the response cache
-      (calls with cache=True; entries expire after N3_CACHE_TTL seconds) are shared by every
-      worker and instance (None reads N3_REDIS_URL; unset: each worker keeps its own budgets
-      and the cache is the machine's SQLite file).
+    redis_url: where the gateway's budgets (per upstream, per token), the provider core's
+      waiting rate limits (configured, learned from budget headers, cut by 429s) and the
+      response cache (calls with cache=True; entries expire after N3_CACHE_TTL seconds) are
+      shared by every worker and instance (None reads N3_REDIS_URL; unset: each worker keeps
+      its own budgets and rate limits, and the cache is the machine's SQLite file).
     """
     named = named_chains(chains)
     if token is None:
@@ -192,9 +195,14 @@ def create_app(
         cache = RedisResponseCache(redis_url, ttl) if redis_url else None
         if cache is not None:
             install_cache(cache)
+        rates = RedisRateStore(store) if store is not None else None
+        if rates is not None:
+            install_rate_store(rates)
         try:
             yield
         finally:
+            if rates is not None:
+                uninstall_rate_store(rates)
             if cache is not None:
                 uninstall_cache(cache)
             await lifecycle.close()

@@ -33,6 +33,7 @@ from ..core.cache import (
 )
 from ..core.redact import register_secret
 from ..core.types import LLMResponse
+from .installed import Installed
 from .shared_budgets import REDIS_TIMEOUT, RETRY_SECONDS, shown_url
 
 __all__ = [
@@ -204,23 +205,16 @@ class RedisResponseCache:
         return f"<RedisResponseCache {self.path} ({state})>"
 
 
-# The apps running in this process that installed a Redis cache, latest last (one in a
-# worker; several when tests run two gateways in one process).
-_installed: list[RedisResponseCache] = []
-_installed_lock = threading.Lock()
+# The caches of the apps running in this process, the latest one still running in use.
+_installed: Installed[RedisResponseCache] = Installed(use_response_cache)
 
 
 def install_cache(cache: RedisResponseCache) -> None:
     """Make `cache` the process-wide response cache while its app runs."""
-    with _installed_lock:
-        _installed.append(cache)
-        use_response_cache(cache)
+    _installed.add(cache)
 
 
 def uninstall_cache(cache: RedisResponseCache) -> None:
     """Its app stopped: the cache of the latest app still running, else the SQLite file."""
-    with _installed_lock:
-        if cache in _installed:
-            _installed.remove(cache)
-        use_response_cache(_installed[-1] if _installed else None)
+    _installed.remove(cache)
     cache.close()

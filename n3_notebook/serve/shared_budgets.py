@@ -14,12 +14,15 @@ The client is redis-py's asyncio client (the `redis` package, the `serve` extra)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ..core.redact import register_secret
@@ -84,7 +87,13 @@ def shown_url(url: str) -> str:
 
 
 class RedisStore:
-    """One Redis connection pool per app (per worker), and whether Redis is reachable."""
+    """One Redis connection pool per app (per worker), and whether Redis is reachable. The
+    budgets and the rate groups (shared_rates.py) share it: one warning when Redis goes.
+
+    redis-py's asyncio client belongs to the event loop it was made on, so this store
+    answers on that loop only: a call from another loop (the blocking facade runs calls
+    on private loops in threads) gets None and uses its process's own buckets; once that
+    loop is closed, the next loop to call makes a new client."""
 
     def __init__(self, url: str, clock: Any = time.monotonic) -> None:
         self.url = url
@@ -94,22 +103,28 @@ class RedisStore:
             register_secret(password)
         self._clock = clock
         self._client: Any = None
-        self._take: Any = None
-        self._settle: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scripts: dict[str, Any] = {}
         self._down_until = 0.0
         self.down = False
 
     def _ready(self) -> bool:
         if self.down and self._clock() < self._down_until:
             return False
+        loop = asyncio.get_running_loop()
+        if self._client is not None and self._loop is not loop:
+            if self._loop is not None and not self._loop.is_closed():
+                return False  # another loop's client: this caller keeps its own budget
+            self._client = None  # its loop is closed, and its connections with it
         if self._client is None:
             self._client = aioredis.Redis.from_url(
                 self.url,
                 socket_timeout=REDIS_TIMEOUT,
                 socket_connect_timeout=REDIS_TIMEOUT,
+                retry=Retry(NoBackoff(), 0),  # a slow Redis costs one timeout, not four
             )
-            self._take = self._client.register_script(TAKE_SCRIPT)
-            self._settle = self._client.register_script(SETTLE_SCRIPT)
+            self._loop = loop
+            self._scripts = {}
         return True
 
     def _failed(self, exc: BaseException) -> None:
@@ -117,8 +132,8 @@ class RedisStore:
         if not self.down:
             self.down = True
             logger.warning(
-                "Redis at %s is unreachable (%s): budgets are this worker's own until it is "
-                "back (retried every %g s)",
+                "Redis at %s is unreachable (%s): budgets and rate limits are this worker's "
+                "own until it is back (retried every %g s)",
                 self.shown,
                 type(exc).__name__,
                 RETRY_SECONDS,
@@ -127,34 +142,38 @@ class RedisStore:
     def _ok(self) -> None:
         if self.down:
             self.down = False
-            logger.warning("Redis at %s is back: budgets are shared again", self.shown)
+            logger.warning(
+                "Redis at %s is back: budgets and rate limits are shared again", self.shown
+            )
+
+    async def evaluate(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """Run a Lua script atomically; its answer, or None when Redis cannot answer now
+        (or not on this event loop). The scripts here never answer nil."""
+        if not self._ready():
+            return None
+        runner = self._scripts.get(script)
+        if runner is None:
+            runner = self._scripts[script] = self._client.register_script(script)
+        try:
+            answer = await runner(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return None
+        self._ok()
+        return answer
 
     async def take(self, keys: list[str], args: list[float]) -> float | None:
         """The wait from the shared buckets, or None when Redis cannot answer now."""
-        if not self._ready():
-            return None
-        try:
-            raw = await self._take(keys=keys, args=[*args, BUCKET_TTL])
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return None
-        self._ok()
-        return float(raw)
+        raw = await self.evaluate(TAKE_SCRIPT, keys, [*args, BUCKET_TTL])
+        return None if raw is None else float(raw)
 
     async def settle(self, key: str, per_minute: int, delta: float) -> bool:
-        if not self._ready():
-            return False
-        try:
-            await self._settle(keys=[key], args=[per_minute, delta])
-        except (RedisError, OSError) as exc:
-            self._failed(exc)
-            return False
-        self._ok()
-        return True
+        return await self.evaluate(SETTLE_SCRIPT, [key], [per_minute, delta]) is not None
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
+        loop, self._loop = self._loop, None
+        if client is not None and loop is asyncio.get_running_loop():
             try:
                 await client.aclose()
             except (RedisError, OSError):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
+
+try:
+    import redis
+except ImportError:  # the serve extra's; the Redis tests skip without it
+    redis = None
 
 pytest.importorskip("fastapi")
 pytest.importorskip("prometheus_client")
@@ -226,3 +232,63 @@ def spawn(tmp_path: Path):
     yield start
     for p in procs:
         p.close()
+
+
+def redis_server_path() -> str | None:
+    exe = os.environ.get("N3_REDIS_SERVER") or shutil.which("redis-server")
+    if exe is None and os.path.exists("/usr/bin/redis-server"):
+        exe = "/usr/bin/redis-server"
+    return exe
+
+
+class RedisServer:
+    def __init__(self) -> None:
+        exe = redis_server_path()
+        assert exe is not None
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url, socket_timeout=1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.RedisError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
+        client.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, stopped by its PID after the test."""
+    if redis is None:
+        pytest.skip("the redis package is not installed (the serve extra)")
+    if redis_server_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is missing (scripts/install_redis.sh installs it)")
+        pytest.skip("redis-server is not installed (scripts/install_redis.sh)")
+    server = RedisServer()
+    yield server
+    server.stop()

@@ -15,8 +15,7 @@ import pytest
 from n3_notebook.core.cache import CACHE_DIR_ENV
 from n3_notebook.serve.redis_cache import KEY_PREFIX
 
-from .conftest import parse_sse
-from .test_gateway_redis import RedisServer, redis_server_path
+from .conftest import RedisServer, parse_sse, redis_server_path
 
 openai = pytest.importorskip("openai")
 

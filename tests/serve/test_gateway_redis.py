@@ -8,23 +8,19 @@ tests skip, except under CI, where that is a failure."""
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 openai = pytest.importorskip("openai")
-redis = pytest.importorskip("redis")
+pytest.importorskip("redis")
 
 from n3_notebook.serve.gateway_config import parse_gateway_config  # noqa: E402
 from n3_notebook.serve.tokens import ApiToken  # noqa: E402
 
-from .conftest import free_port  # noqa: E402
+from .conftest import RedisServer  # noqa: E402
 
 HI = [{"role": "user", "content": "hi"}]
 LIMITED = """
@@ -33,63 +29,6 @@ r = ["openai:gpt-4o-mini"]
 [limits."openai:gpt-4o-mini"]
 requests_per_minute = 20
 """
-
-
-def redis_server_path() -> str | None:
-    exe = os.environ.get("N3_REDIS_SERVER") or shutil.which("redis-server")
-    if exe is None and os.path.exists("/usr/bin/redis-server"):
-        exe = "/usr/bin/redis-server"
-    return exe
-
-
-class RedisServer:
-    def __init__(self) -> None:
-        exe = redis_server_path()
-        assert exe is not None
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = subprocess.Popen(
-            [
-                exe,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url, socket_timeout=1)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.RedisError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.05)
-        client.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    if redis_server_path() is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is missing (scripts/install_redis.sh installs it)")
-        pytest.skip("redis-server is not installed (scripts/install_redis.sh)")
-    server = RedisServer()
-    yield server
-    server.stop()
 
 
 def _served(server: Any, n: int, token: str = "unused") -> tuple[int, int]:

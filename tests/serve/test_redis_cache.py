@@ -30,7 +30,7 @@ from n3_notebook.serve.redis_cache import (  # noqa: E402
     cache_ttl,
 )
 
-from .test_gateway_redis import RedisServer, redis_server_path  # noqa: E402
+from .conftest import RedisServer  # noqa: E402
 
 KEY = "sk-secret-KEY-do-not-store-0123456789"
 
@@ -39,17 +39,6 @@ KEY = "sk-secret-KEY-do-not-store-0123456789"
 def emu() -> Iterator[Emulator]:
     with run_emulator(token_delay=0, first_token_delay=0) as emulator:
         yield emulator
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    if redis_server_path() is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is missing (scripts/install_redis.sh installs it)")
-        pytest.skip("redis-server is not installed (scripts/install_redis.sh)")
-    server = RedisServer()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -1,0 +1,269 @@
+"""The provider core's waiting rate groups shared through a real redis-server
+(serve/shared_rates.py): two groups with their own Redis clients, as two processes have,
+spend one budget; a 429 seen by one pauses and cuts the other; losing Redis falls back to
+each group's own buckets with one warning; a cancelled waiter gives its units back; a call
+from another event loop uses the local buckets. Then two `n3 serve` processes against the
+emulator keep one combined rate. Rates are scaled up so the whole file takes seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import httpx
+import pytest
+
+pytest.importorskip("redis")
+
+from n3_notebook.core import limits
+from n3_notebook.core.limits import (
+    BACKOFF_FACTOR,
+    BURST_SECONDS,
+    RateGroup,
+    rate_store,
+    reset_rate_groups,
+    set_rate_store,
+)
+from n3_notebook.core.rate_store import RATE_PREFIX, RateBudget
+from n3_notebook.serve.shared_budgets import RedisStore
+from n3_notebook.serve.shared_rates import RedisRateStore, rate_key
+
+from .conftest import RedisServer
+
+KEY = ("openai", "http://upstream.test/v1", "gpt-4o-mini")
+Pair = tuple[RateGroup, RateGroup, list[RedisStore]]
+
+
+@pytest.fixture
+async def pair(redis_server: RedisServer) -> AsyncIterator[Callable[..., Pair]]:
+    """pair(rpm=..., tpm=...) -> two groups of one key, each with its own Redis client."""
+    stores: list[RedisStore] = []
+
+    def make(rpm: float | None = None, tpm: float | None = None) -> Pair:
+        groups = []
+        for _ in range(2):
+            store = RedisStore(redis_server.url)
+            stores.append(store)
+            group = RateGroup(KEY, store=RedisRateStore(store))
+            group.configure(rpm, tpm)
+            groups.append(group)
+        return groups[0], groups[1], stores
+
+    yield make
+    for store in stores:
+        await store.aclose()
+
+
+async def _hammer(group: RateGroup, until: float, granted: list[float]) -> None:
+    while time.monotonic() < until:
+        await group.acquire()
+        granted.append(time.monotonic())
+
+
+async def test_two_groups_keep_one_combined_rate(pair: Callable[..., Pair]) -> None:
+    """Four callers on each of two groups for two seconds at 3,000 a minute: the requests let
+    through stay within 1.05x of one budget (a burst, then the rate), where two budgets of
+    their own would let through twice that."""
+    a, b, _ = pair(rpm=3000)
+    rate, seconds = 3000 / 60, 2.0
+    granted: list[float] = []
+    t0 = time.monotonic()
+    until = t0 + seconds
+    callers = [_hammer(g, until, granted) for g in (a, b) for _ in range(4)]
+    await asyncio.wait_for(asyncio.gather(*callers), 10)
+    within = [t for t in granted if t <= until]
+    allowed = rate * BURST_SECONDS + rate * seconds
+    assert allowed * 0.8 <= len(within) <= allowed * 1.05, (len(within), allowed)
+    assert a.stats().requests > 10 and b.stats().requests > 10  # both spent the one budget
+
+
+async def test_a_429_seen_by_one_pauses_and_cuts_the_other(
+    pair: Callable[..., Pair], redis_server: RedisServer
+) -> None:
+    a, b, _ = pair(rpm=6000)
+    assert await b.acquire() == 0.0
+    await a.report(429, {}, 0.6)
+    t0 = time.monotonic()
+    await b.acquire()
+    assert time.monotonic() - t0 >= 0.5  # b never saw the 429, yet it waited it out
+    client = pytest.importorskip("redis").Redis.from_url(redis_server.url)
+    fields = client.hgetall(rate_key(KEY))
+    client.close()
+    assert float(fields[b"cf"]) == pytest.approx(BACKOFF_FACTOR)
+
+
+async def test_an_exhausted_budget_header_pauses_the_other_and_limits_are_shared(
+    pair: Callable[..., Pair],
+) -> None:
+    a, b, _ = pair()
+    headers = {
+        "x-ratelimit-limit-requests": "120",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "30s",  # one request back after 30/120 s
+        "x-ratelimit-limit-tokens": "90000",
+    }
+    await a.report(200, headers, None)
+    t0 = time.monotonic()
+    await b.acquire()
+    assert time.monotonic() - t0 >= 0.2
+    assert (b.learned_rpm, b.learned_tpm) == (120, 90000)
+    assert b.counts_tokens  # learned from a response only `a` saw
+
+
+async def test_killing_redis_falls_back_to_local_with_one_warning(
+    pair: Callable[..., Pair], redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b, stores = pair(rpm=60_000)
+    for _ in range(5):
+        await a.acquire()
+        await b.acquire()
+    caplog.set_level(logging.WARNING, logger="n3_notebook.serve")
+    redis_server.stop()
+    for _ in range(20):  # every acquire answers at once, from each group's own buckets
+        await asyncio.wait_for(a.acquire(), 2)
+        await asyncio.wait_for(b.acquire(), 2)
+    await asyncio.wait_for(a.report(429, {}, 0.01), 2)
+    assert a.stats().requests == b.stats().requests == 25
+    for store in stores:
+        assert store.down
+    warnings = [r.getMessage() for r in caplog.records if "Redis" in r.getMessage()]
+    assert len(warnings) == len(stores)  # one per worker's connection, not one per call
+    assert all("unreachable" in w and "rate limits" in w for w in warnings)
+
+
+async def test_a_stalled_redis_is_bypassed_after_its_short_timeout(
+    pair: Callable[..., Pair], redis_server: RedisServer
+) -> None:
+    a, _, stores = pair(rpm=60_000)
+    await a.acquire()
+    os.kill(redis_server.proc.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        for _ in range(10):
+            await asyncio.wait_for(a.acquire(), 5)
+        assert time.monotonic() - t0 < 3  # one short timeout, then the local buckets
+        assert stores[0].down
+    finally:
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+
+
+async def test_a_cancelled_waiter_gives_its_units_back(pair: Callable[..., Pair]) -> None:
+    a, b, _ = pair(rpm=60)  # a burst of one, then one a second
+    assert await a.acquire() == 0.0
+    waiter = asyncio.create_task(b.acquire())
+    await asyncio.sleep(0.05)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    store = a.store
+    assert store is not None
+    for _ in range(200):  # the give-back runs beside the cancelled waiter
+        if not limits._giving_back:
+            break
+        await asyncio.sleep(0.01)
+    taken = await store.reserve(KEY, RateBudget(60), 0)
+    assert taken is not None
+    # the returned slot means the next one waits about one interval, not two
+    assert taken.wait == pytest.approx(1.0, abs=0.15)
+
+
+def test_a_store_answers_on_its_own_loop_and_locally_on_others(
+    redis_server: RedisServer,
+) -> None:
+    """The blocking facade runs calls on private loops in threads: while the store's loop
+    runs, another loop's call gets None (its group uses its own buckets); once that loop is
+    closed, the next loop gets a new client."""
+    store = RedisStore(redis_server.url)
+    rates = RedisRateStore(store)
+    budget = RateBudget(600)
+    home = asyncio.new_event_loop()
+    try:
+        assert home.run_until_complete(rates.reserve(KEY, budget, 0)) is not None
+        results: list[Any] = []
+
+        def other_loop() -> None:
+            group = RateGroup(KEY, store=rates)
+            group.configure(600)
+
+            async def go() -> None:
+                results.append(await rates.reserve(KEY, budget, 0))
+                results.append(await group.acquire())
+
+            asyncio.run(go())
+
+        thread = threading.Thread(target=other_loop)
+        thread.start()
+        thread.join(10)
+        assert results == [None, 0.0]
+        assert home.run_until_complete(rates.reserve(KEY, budget, 0)) is not None
+        home.run_until_complete(store.aclose())
+    finally:
+        home.close()
+    assert asyncio.run(rates.reserve(KEY, budget, 0)) is not None  # a new loop, a new client
+    assert asyncio.run(rates.reserve(KEY, budget, 0)) is not None
+
+
+def test_keys_are_namespaced_and_never_hold_credentials() -> None:
+    key = rate_key(("openai", "https://user:sk-live-0123456789abcdef@api.example/v1", "m"))
+    assert key.startswith(f"{RATE_PREFIX}:openai|") and key.endswith("|m")
+    assert "sk-live" not in key and "user:" not in key
+
+
+def test_the_installed_store_is_used_by_groups_without_their_own() -> None:
+    store = RedisRateStore(RedisStore("redis://127.0.0.1:1/0"))
+    previous = set_rate_store(store)
+    try:
+        assert rate_store() is store and RateGroup(KEY)._store() is store
+    finally:
+        set_rate_store(previous)
+    assert rate_store() is previous
+
+
+CHAIN = """\
+chain ask
+input who = "world"
+step a: openai:gpt-4o-mini, max_tokens=5, requests_per_minute=1200
+    Say hello to {who}.
+"""
+
+
+def test_two_serve_processes_keep_one_upstream_rate(
+    spawn: Any, emu: Any, redis_server: RedisServer
+) -> None:
+    """Two `n3 serve` processes sharing one Redis, both relaying to one upstream with a
+    configured 1,200 requests a minute: what reaches the upstream stays within 1.05x of one
+    budget (where each process alone would spend the whole of it)."""
+    reset_rate_groups()
+    env = {
+        "N3_REDIS_URL": redis_server.url,
+        "OPENAI_BASE_URL": emu.base_url("openai"),
+        "OPENAI_API_KEY": "sk-dummy-for-the-emulator-0123456789",
+    }
+    servers = [spawn(CHAIN, **env) for _ in range(2)]
+    rate, seconds = 1200 / 60, 3.0
+    emu.reset()
+    stop = time.monotonic() + seconds + 1.0
+
+    def client(url: str) -> int:
+        ok = 0
+        with httpx.Client(timeout=30) as c:
+            while time.monotonic() < stop:
+                r = c.post(f"{url}/chains/ask/run", json={})
+                assert r.status_code == 200, r.text
+                ok += 1
+        return ok
+
+    with ThreadPoolExecutor(8) as pool:
+        served = sum(pool.map(client, [s.url for s in servers] * 4))
+    opened = sorted(r.opened_at for r in emu.records if r.provider == "openai")
+    assert served == len(opened) and opened
+    within = [t for t in opened if t <= opened[0] + seconds]
+    allowed = rate * BURST_SECONDS + rate * seconds
+    assert allowed * 0.7 <= len(within) <= allowed * 1.05, (len(within), allowed)
