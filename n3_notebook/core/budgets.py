@@ -16,7 +16,8 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from .limits import Clock, TokenBucket
+from .bucket import TokenBucket
+from .limits import Clock
 
 __all__ = ["BUDGET_PREFIX", "BudgetStore", "MinuteBudget", "SharedBudget"]
 

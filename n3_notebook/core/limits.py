@@ -7,7 +7,7 @@ or a provider's constructor), from the provider's response headers (OpenAI
 adaptively after a 429: the group's rate is halved and paused for the server's retry-after,
 then recovers linearly over RECOVERY_SECONDS.
 
-The bucket is written here instead of taken from aiolimiter (the maintained asyncio
+The bucket (bucket.py) is written by hand instead of taken from aiolimiter (the maintained asyncio
 limiter), because a group must be shared by calls on different event loops (the blocking
 facade runs each call on a private loop in a worker thread, and aiolimiter's waiters are
 futures of one loop), its rate changes while callers wait (learned, cut, recovering), and a
@@ -29,6 +29,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .bucket import TokenBucket
 from .rate_store import RateBudget, RateFeedback, RateStore, Reservation
 
 __all__ = [
@@ -71,7 +72,7 @@ _MAX_TOKEN_KEYS = (
 #: Headers whose presence says a response carries budget information worth learning.
 BUDGET_HEADERS = ("x-ratelimit-limit-requests", "anthropic-ratelimit-requests-limit")
 
-Clock = Callable[[], float]
+Clock = Callable[[], float]  # the type of a group's clock (seconds)
 
 
 def estimate_tokens(body: Mapping[str, Any] | None) -> int:
@@ -134,63 +135,6 @@ def _number(value: str | None) -> float | None:
     return number if number >= 0 else None
 
 
-class TokenBucket:
-    """A token bucket holding at most `burst` seconds of its rate. Waiting callers reserve
-    (the level may go negative: the debt is what they sleep off); refusing callers ask
-    wait_for first and take only what fits (the gateway's budgets, core/budgets.py)."""
-
-    __slots__ = ("burst", "level", "updated")
-
-    def __init__(self, now: float, burst: float = BURST_SECONDS) -> None:
-        self.level: float | None = None  # None: full (capacity is only known with a rate)
-        self.updated = now
-        self.burst = burst
-
-    def _refill(self, per_minute: float, now: float) -> float:
-        rate = per_minute / 60.0
-        capacity = max(1.0, rate * self.burst)
-        level = capacity if self.level is None else self.level
-        level = min(capacity, level + max(0.0, now - self.updated) * rate)
-        self.level, self.updated = level, now
-        return capacity
-
-    def reserve(self, amount: float, per_minute: float, now: float) -> float:
-        """Take `amount`; the seconds the caller must wait before it may send."""
-        self._refill(per_minute, now)
-        assert self.level is not None
-        self.level -= amount
-        return 0.0 if self.level >= 0 else -self.level * 60.0 / per_minute
-
-    def wait_for(self, amount: float, per_minute: float, now: float) -> float:
-        """Seconds until `amount` is there (0.0: now); nothing is taken. A request larger
-        than the whole bucket waits for a full one."""
-        capacity = self._refill(per_minute, now)
-        assert self.level is not None
-        amount = min(amount, capacity)
-        return 0.0 if self.level >= amount else (amount - self.level) * 60.0 / per_minute
-
-    def take(self, amount: float, per_minute: float) -> None:
-        """Charge `amount` (at most the whole bucket) after wait_for said it fits."""
-        capacity = max(1.0, per_minute / 60.0 * self.burst)
-        if self.level is not None:
-            self.level -= min(amount, capacity)
-
-    def give_back(self, amount: float, per_minute: float) -> None:
-        """Return `amount` (negative: charge more), never above a full bucket."""
-        if self.level is not None:
-            capacity = max(1.0, per_minute / 60.0 * self.burst)
-            self.level = min(capacity, self.level + amount)
-
-    def refund(self, amount: float) -> None:
-        if self.level is not None:
-            self.level += amount
-
-    def cap(self, remaining: float) -> None:
-        """The server says only `remaining` is left: never hold more than that."""
-        if self.level is None or self.level > remaining:
-            self.level = remaining
-
-
 @dataclass(frozen=True, slots=True)
 class RateLimitStats:
     """What a group has done: requests let through, seconds waited, 429s seen, and the
@@ -219,8 +163,8 @@ class RateGroup:
         self._clock = clock
         self._lock = threading.Lock()
         now = clock()
-        self._requests = TokenBucket(now)
-        self._tokens = TokenBucket(now)
+        self._requests = TokenBucket(now, BURST_SECONDS)
+        self._tokens = TokenBucket(now, BURST_SECONDS)
         self.configured_rpm: float | None = None
         self.configured_tpm: float | None = None
         self.learned_rpm: float | None = None

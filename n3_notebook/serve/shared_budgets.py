@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -87,13 +88,12 @@ def shown_url(url: str) -> str:
 
 
 class RedisStore:
-    """One Redis connection pool per app (per worker), and whether Redis is reachable. The
+    """The app's Redis connections (one worker's), and whether Redis is reachable. The
     budgets and the rate groups (shared_rates.py) share it: one warning when Redis goes.
 
-    redis-py's asyncio client belongs to the event loop it was made on, so this store
-    answers on that loop only: a call from another loop (the blocking facade runs calls
-    on private loops in threads) gets None and uses its process's own buckets; once that
-    loop is closed, the next loop to call makes a new client."""
+    redis-py's asyncio client belongs to the event loop it was made on, so there is one
+    client per loop that calls (the app's; the blocking facade's private loops, several
+    apps in one process); a closed loop's client is dropped with its connections."""
 
     def __init__(self, url: str, clock: Any = time.monotonic) -> None:
         self.url = url
@@ -102,58 +102,65 @@ class RedisStore:
         if password:
             register_secret(password)
         self._clock = clock
-        self._client: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._scripts: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        # per loop: the client and its registered scripts (by their text)
+        self._clients: dict[asyncio.AbstractEventLoop, tuple[Any, dict[str, Any]]] = {}
         self._down_until = 0.0
         self.down = False
 
-    def _ready(self) -> bool:
+    def _connection(self) -> tuple[Any, dict[str, Any]] | None:
+        """This loop's client and scripts; None while Redis is known to be down."""
         if self.down and self._clock() < self._down_until:
-            return False
+            return None
         loop = asyncio.get_running_loop()
-        if self._client is not None and self._loop is not loop:
-            if self._loop is not None and not self._loop.is_closed():
-                return False  # another loop's client: this caller keeps its own budget
-            self._client = None  # its loop is closed, and its connections with it
-        if self._client is None:
-            self._client = aioredis.Redis.from_url(
-                self.url,
-                socket_timeout=REDIS_TIMEOUT,
-                socket_connect_timeout=REDIS_TIMEOUT,
-                retry=Retry(NoBackoff(), 0),  # a slow Redis costs one timeout, not four
-            )
-            self._loop = loop
-            self._scripts = {}
-        return True
+        with self._lock:
+            found = self._clients.get(loop)
+            if found is None:
+                for gone in [other for other in self._clients if other.is_closed()]:
+                    del self._clients[gone]
+                client = aioredis.Redis.from_url(
+                    self.url,
+                    socket_timeout=REDIS_TIMEOUT,
+                    socket_connect_timeout=REDIS_TIMEOUT,
+                    retry=Retry(NoBackoff(), 0),  # a slow Redis costs one timeout, not four
+                )
+                found = self._clients[loop] = (client, {})
+            return found
 
     def _failed(self, exc: BaseException) -> None:
-        self._down_until = self._clock() + RETRY_SECONDS
-        if not self.down:
+        with self._lock:
+            self._down_until = self._clock() + RETRY_SECONDS
+            if self.down:
+                return
             self.down = True
-            logger.warning(
-                "Redis at %s is unreachable (%s): budgets and rate limits are this worker's "
-                "own until it is back (retried every %g s)",
-                self.shown,
-                type(exc).__name__,
-                RETRY_SECONDS,
-            )
+        logger.warning(
+            "Redis at %s is unreachable (%s): budgets and rate limits are this worker's own "
+            "until it is back (retried every %g s)",
+            self.shown,
+            type(exc).__name__,
+            RETRY_SECONDS,
+        )
 
     def _ok(self) -> None:
-        if self.down:
-            self.down = False
+        if not self.down:
+            return
+        with self._lock:
+            was_down, self.down = self.down, False
+        if was_down:
             logger.warning(
                 "Redis at %s is back: budgets and rate limits are shared again", self.shown
             )
 
     async def evaluate(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        """Run a Lua script atomically; its answer, or None when Redis cannot answer now
-        (or not on this event loop). The scripts here never answer nil."""
-        if not self._ready():
+        """Run a Lua script atomically; its answer, or None when Redis cannot answer now.
+        The scripts here never answer nil."""
+        connection = self._connection()
+        if connection is None:
             return None
-        runner = self._scripts.get(script)
+        client, scripts = connection
+        runner = scripts.get(script)
         if runner is None:
-            runner = self._scripts[script] = self._client.register_script(script)
+            runner = scripts[script] = client.register_script(script)
         try:
             answer = await runner(keys=keys, args=args)
         except (RedisError, OSError) as exc:
@@ -171,11 +178,13 @@ class RedisStore:
         return await self.evaluate(SETTLE_SCRIPT, [key], [per_minute, delta]) is not None
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        loop, self._loop = self._loop, None
-        if client is not None and loop is asyncio.get_running_loop():
+        """Close this loop's client; the clients of other loops are dropped."""
+        with self._lock:
+            clients, self._clients = self._clients, {}
+        found = clients.get(asyncio.get_running_loop())
+        if found is not None:
             try:
-                await client.aclose()
+                await found[0].aclose()
             except (RedisError, OSError):
                 logger.debug("closing the Redis client failed")
 

@@ -174,40 +174,38 @@ async def test_a_cancelled_waiter_gives_its_units_back(pair: Callable[..., Pair]
     assert taken.wait == pytest.approx(1.0, abs=0.15)
 
 
-def test_a_store_answers_on_its_own_loop_and_locally_on_others(
-    redis_server: RedisServer,
-) -> None:
-    """The blocking facade runs calls on private loops in threads: while the store's loop
-    runs, another loop's call gets None (its group uses its own buckets); once that loop is
-    closed, the next loop gets a new client."""
+def test_each_event_loop_gets_its_own_client(redis_server: RedisServer) -> None:
+    """The blocking facade runs calls on private loops in threads, and redis-py's asyncio
+    client belongs to one loop: a call from another loop, while the first one runs, gets a
+    client of its own (one budget still), and a closed loop's client is dropped."""
     store = RedisStore(redis_server.url)
     rates = RedisRateStore(store)
-    budget = RateBudget(600)
+    budget = RateBudget(60)  # a burst of one, then one a second
     home = asyncio.new_event_loop()
     try:
-        assert home.run_until_complete(rates.reserve(KEY, budget, 0)) is not None
+        first = home.run_until_complete(rates.reserve(KEY, budget, 0))
+        assert first is not None and first.wait == 0.0
         results: list[Any] = []
 
         def other_loop() -> None:
-            group = RateGroup(KEY, store=rates)
-            group.configure(600)
-
             async def go() -> None:
                 results.append(await rates.reserve(KEY, budget, 0))
-                results.append(await group.acquire())
 
             asyncio.run(go())
 
         thread = threading.Thread(target=other_loop)
         thread.start()
         thread.join(10)
-        assert results == [None, 0.0]
-        assert home.run_until_complete(rates.reserve(KEY, budget, 0)) is not None
+        assert results[0] is not None and results[0].wait == pytest.approx(1.0, abs=0.1)
+        assert len(store._clients) == 2
+        again = home.run_until_complete(rates.reserve(KEY, budget, 0))
+        assert again is not None and again.wait == pytest.approx(2.0, abs=0.1)
         home.run_until_complete(store.aclose())
     finally:
         home.close()
-    assert asyncio.run(rates.reserve(KEY, budget, 0)) is not None  # a new loop, a new client
     assert asyncio.run(rates.reserve(KEY, budget, 0)) is not None
+    assert asyncio.run(rates.reserve(KEY, budget, 0)) is not None
+    assert len(store._clients) == 1  # the closed loops' clients are gone
 
 
 def test_keys_are_namespaced_and_never_hold_credentials() -> None:
