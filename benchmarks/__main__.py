@@ -28,6 +28,7 @@ BENCHMARKS: list[str] = [
     "maps",
     "calllog",
     "long_session",
+    "shared_rates",
 ]
 
 

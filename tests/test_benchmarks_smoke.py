@@ -183,3 +183,15 @@ def test_streaming_benchmarks_quick(tmp_path: Path) -> None:
     conc = data["concurrency"]
     assert conc["summary"]["ours_intact_C100"] == "100/100"
     assert conc["summary"]["ours_kib_per_idle_stream"] is not None
+
+
+@pytest.mark.timeout(120)
+def test_shared_rates_quick(tmp_path: Path) -> None:
+    entry = run_module("shared_rates", tmp_path, 90)
+    rows = {row["name"]: row for row in entry["rows"]}
+    if not rows:
+        assert "skipped" in entry["summary"]
+        return
+    assert rows["acquire, group in Redis"]["cpu_us_per_acquire"] > 0
+    assert rows["two groups sharing Redis"]["ratio_to_budget"] <= 1.05
+    assert rows["two groups of their own"]["ratio_to_budget"] > 1.5
