@@ -72,7 +72,7 @@ _MAX_TOKEN_KEYS = (
 #: Headers whose presence says a response carries budget information worth learning.
 BUDGET_HEADERS = ("x-ratelimit-limit-requests", "anthropic-ratelimit-requests-limit")
 
-Clock = Callable[[], float]  # the type of a group's clock (seconds)
+Clock = Callable[[], float]
 
 
 def estimate_tokens(body: Mapping[str, Any] | None) -> int:
