@@ -51,6 +51,8 @@ WORKER_COUNTS = (1, 2)
 P99_BUDGET_MS = 250.0
 #: Streams of the cost split (n3, one worker): what one request costs, what one token costs.
 SPLIT_STREAMS = 1000
+#: The workers' gc.freeze() measured off and on (alternated) at this level.
+GC_LEVEL, GC_REPEATS = 1000, 3
 TOKENS, DELAY_MS = 200, 20
 MODEL = f"bench-{TOKENS}-{DELAY_MS}"
 RAMP_RATE = 500.0  # new streams per second
@@ -190,7 +192,7 @@ def _base_env() -> dict[str, str]:
     }
 
 
-def _n3(tmp: Path, upstream: str, workers: int) -> _Target:
+def _n3(tmp: Path, upstream: str, workers: int, **extra_env: str) -> _Target:
     (tmp / "echo.n3").write_text(CHAIN_FILE)
     (tmp / "gateway.toml").write_text(GATEWAY_TOML)
     env = _base_env()
@@ -203,13 +205,15 @@ def _n3(tmp: Path, upstream: str, workers: int) -> _Target:
         ANTHROPIC_API_KEY=KEY,
         # nothing listens there: the fallback route's first upstream is refused
         ANTHROPIC_BASE_URL=f"http://127.0.0.1:{_free_port()}",
+        **extra_env,
     )
     argv = [
         sys.executable, "-m", "n3_notebook", "serve", str(tmp / "echo.n3"),
         "--config", str(tmp / "gateway.toml"), "--port", "{port}", "--workers", str(workers),
         "--max-concurrent", "5000", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    return _Target(f"n3 gateway, {workers} worker(s)", argv, env, "/healthz")
+    name = f"n3 gateway, {workers} worker(s)" + (" (gc.freeze off)" if extra_env else "")
+    return _Target(name, argv, env, "/healthz")
 
 
 def litellm_python() -> tuple[Path | None, str]:
@@ -299,6 +303,32 @@ def _cost_split(n3: _Target) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     return rows, summary
 
 
+def _gc_freeze_pair(
+    tmp: Path, upstream: str, n3: _Target, summary: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The workers' gc.freeze() (serve/app.py) off and on, alternated at C=GC_LEVEL."""
+    rows: list[dict[str, Any]] = []
+    off = _n3(tmp, upstream, 1, N3_SERVE_GC_FREEZE="0")
+    try:
+        off.wait_ready()
+        _measure(off, "bench", GC_LEVEL)  # warm its connections as the other's are
+        runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+        for _ in range(GC_REPEATS):
+            runs["off"].append(_measure(off, "bench", GC_LEVEL))
+            runs["on"].append(_measure(n3, "bench", GC_LEVEL))
+    finally:
+        off.stop()
+    for key, target in (("off", off), ("on", n3)):
+        r = _median_run(runs[key])
+        row = _row(f"{target.name} @ C={GC_LEVEL}, median of {GC_REPEATS}", r, None)
+        rows.append(row)
+        summary[f"n3_w1_C{GC_LEVEL}_gc_freeze_{key}_cpu_ms_per_1k_tokens"] = row[
+            "cpu_ms_per_1k_tokens"
+        ]
+        summary[f"n3_w1_C{GC_LEVEL}_gc_freeze_{key}_ttft_p99"] = row["ttft_p99"]
+    return rows
+
+
 def _largest_within_budget(summary: dict[str, Any], key: str, levels: tuple[int, ...]) -> Any:
     measured = [n for n in levels if f"{key}_C{n}_failed" in summary]
     ok = [
@@ -356,6 +386,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                     split_rows, split = _cost_split(targets[0])
                     rows += split_rows
                     summary.update(split)
+                    rows += _gc_freeze_pair(tmp, upstream, targets[0], summary)
             finally:
                 for t in targets:
                     t.stop()

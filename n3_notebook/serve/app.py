@@ -30,6 +30,7 @@ redis_cache.py (the response cache in Redis)."""
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -65,6 +66,7 @@ from .settings import (
     DEFAULT_MODEL_ENV,
     FILE_ENV,
     GATEWAY_CONFIG_ENV,
+    GC_FREEZE_ENV,
     GRACE_PERIOD_ENV,
     MAX_CONCURRENT_ENV,
     PACING_ENV,
@@ -243,11 +245,23 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """App factory for workers (`uvicorn --factory`, gunicorn): the chains come from the
-    file or notebook named by N3_SERVE_FILE, the settings from N3_SERVE_* variables."""
+    file or notebook named by N3_SERVE_FILE, the settings from N3_SERVE_* variables.
+
+    A worker process is the app's alone, so what loading it made (modules, the app, the
+    chains: a quarter of a million objects that live as long as the process) is moved out
+    of the garbage collector's reach with gc.freeze(). Its full collections, which a ramp
+    of new streams sets off, then look only at what requests made instead of at everything
+    (benchmarks/gateway.py measures it on and off). N3_SERVE_GC_FREEZE=0 turns it off. Not
+    done by create_app: a notebook's kernel that serves in the background keeps its
+    objects collectable."""
     path = os.environ.get(FILE_ENV)
     if not path:
         raise RuntimeError(f"set {FILE_ENV} to the chain file or notebook to serve")
-    return create_app(load_chains(path))
+    app = create_app(load_chains(path))
+    if os.environ.get(GC_FREEZE_ENV, "1").strip().lower() not in ("0", "false", "no", "off"):
+        gc.collect()  # garbage of the loading goes now, not into the frozen set
+        gc.freeze()
+    return app
 
 
 __all__ = ["ServeState", "app_from_env", "create_app"]
