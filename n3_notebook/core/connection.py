@@ -28,7 +28,7 @@ from .errors import (
     TLSCertificateError,
     error_class_for_status,
 )
-from .http import DEFAULT_TIMEOUT, RequestSpec, make_client, read_error_body
+from .http import DEFAULT_TIMEOUT, OwnClient, RequestSpec, read_error_body
 from .limits import BUDGET_HEADERS, RateGroup, estimate_tokens, rate_group
 from .metrics import MetricsCallback, RequestMetrics, logger
 from .offline import is_offline, offline_endpoint
@@ -115,6 +115,7 @@ class ProviderConnection:
         self.default_params = default_params
         self._client = http_client
         self._owns_client = http_client is None
+        self._own: OwnClient | None = None  # the client, when this provider made it
         self._semaphore: asyncio.Semaphore | None = None
         if not self.offline:
             warn_if_deprecated(self.name, self.model)
@@ -152,15 +153,16 @@ class ProviderConnection:
     async def aclose(self) -> None:
         """Close the HTTP client if this provider created it (a borrowed one stays open)."""
         if self._owns_client and self._client is not None:
-            client, self._client = self._client, None
+            client, self._client, self._own = self._client, None, None
             await client.aclose()
 
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = make_client(
+            self._own = OwnClient.make(
                 self.timeout, self.max_connections, self.max_keepalive, verify=self.ssl_context
             )
+            self._client = self._own.client
         return self._client
 
     @property
@@ -209,6 +211,7 @@ class ProviderConnection:
         clone = type(self).__new__(type(self))
         clone.__dict__.update(self.__dict__)
         clone._client = None
+        clone._own = None
         clone._owns_client = True
         clone._semaphore = None
         return clone
@@ -223,23 +226,29 @@ class ProviderConnection:
         headers = self.auth_headers()
         headers.update(spec.headers)
         client = self.client
-        request = client.build_request(
-            spec.method,
-            self._url(spec),
-            json=spec.json,
-            headers=headers,
-            params=spec.params or None,
-            timeout=without_read_timeout(client.timeout)
-            if clock is not None
-            else httpx.USE_CLIENT_DEFAULT,
-        )
+        own = self._own if not spec.params else None  # query parameters: httpx merges them
+        timeout = without_read_timeout(client.timeout) if clock is not None else client.timeout
+        if own is not None:
+            request = own.build_request(spec.method, self._url(spec), spec.json, headers, timeout)
+        else:
+            request = client.build_request(
+                spec.method,
+                self._url(spec),
+                json=spec.json,
+                headers=headers,
+                params=spec.params or None,
+                timeout=timeout,
+            )
         limit = None
         if clock is not None:
             clock.sent(asyncio.get_running_loop().time())
             limit = clock.head_limit()
         try:
             async with asyncio.timeout_at(limit):
-                response = await client.send(request, stream=True)
+                if own is not None:
+                    response = await own.send(request)
+                else:
+                    response = await client.send(request, stream=True)
         except TimeoutError as exc:
             assert clock is not None
             now = asyncio.get_running_loop().time()
