@@ -44,24 +44,15 @@ def make_timeout(timeout: float | httpx.Timeout | None) -> httpx.Timeout:
     return httpx.Timeout(timeout, connect=min(timeout, DEFAULT_CONNECT_TIMEOUT))
 
 
-def make_client(
-    timeout: float | httpx.Timeout | None,
-    max_connections: int = DEFAULT_MAX_CONNECTIONS,
-    max_keepalive: int = DEFAULT_MAX_KEEPALIVE,
-    verify: VerifyTypes = True,
-) -> httpx.AsyncClient:
-    """A client of our own on AiohttpTransport, never following redirects (a key never
-    follows one). TLS trust and proxies come from `verify` and the environment (see
-    core/tls.py and core/proxy.py); httpx's own environment handling stays off."""
-    return OwnClient.make(timeout, max_connections, max_keepalive, verify).client
-
-
 #: Request URLs an OwnClient keeps parsed (a provider uses a handful).
 URL_CACHE_SIZE = 64
 
 
 class OwnClient:
-    """A client we made (on AiohttpTransport) and the short way to use it.
+    """A client of our own on AiohttpTransport, and the short way to use it. It never
+    follows redirects (a key never follows one); TLS trust and proxies come from `verify`
+    and the environment (core/tls.py, core/proxy.py), httpx's own environment handling
+    stays off.
 
     httpx.AsyncClient spends on every request what such a client never uses: the URL is
     parsed again from the base URL, cookies are merged in and extracted from the answer,
