@@ -23,11 +23,14 @@ class TokenBucket:
         self.updated = now
         self.burst = burst
 
+    def capacity(self, per_minute: float) -> float:
+        """The most the bucket holds at this rate: `burst` seconds of it, at least one unit."""
+        return max(1.0, per_minute / 60.0 * self.burst)
+
     def _refill(self, per_minute: float, now: float) -> float:
-        rate = per_minute / 60.0
-        capacity = max(1.0, rate * self.burst)
+        capacity = self.capacity(per_minute)
         level = capacity if self.level is None else self.level
-        level = min(capacity, level + max(0.0, now - self.updated) * rate)
+        level = min(capacity, level + max(0.0, now - self.updated) * (per_minute / 60.0))
         self.level, self.updated = level, now
         return capacity
 
@@ -48,15 +51,13 @@ class TokenBucket:
 
     def take(self, amount: float, per_minute: float) -> None:
         """Charge `amount` (at most the whole bucket) after wait_for said it fits."""
-        capacity = max(1.0, per_minute / 60.0 * self.burst)
         if self.level is not None:
-            self.level -= min(amount, capacity)
+            self.level -= min(amount, self.capacity(per_minute))
 
     def give_back(self, amount: float, per_minute: float) -> None:
         """Return `amount` (negative: charge more), never above a full bucket."""
         if self.level is not None:
-            capacity = max(1.0, per_minute / 60.0 * self.burst)
-            self.level = min(capacity, self.level + amount)
+            self.level = min(self.capacity(per_minute), self.level + amount)
 
     def refund(self, amount: float) -> None:
         if self.level is not None:

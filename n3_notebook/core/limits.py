@@ -364,7 +364,7 @@ class RateGroup:
                 self.learned_tpm = limit
             if remaining is not None:
                 bucket.cap(remaining)
-                if remaining < max(1.0, limit / 60.0 * bucket.burst):
+                if remaining < bucket.capacity(limit):
                     caps[kind] = remaining
                 if remaining < 1 and reset:
                     # `reset` is when the budget is whole again; one unit is back after
