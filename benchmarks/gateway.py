@@ -51,6 +51,7 @@ WORKER_COUNTS = (1, 2)
 P99_BUDGET_MS = 250.0
 #: Streams of the cost split (n3, one worker): what one request costs, what one token costs.
 SPLIT_STREAMS = 1000
+SPLIT_BULK_TOKENS = 1000
 #: The workers' gc.freeze() measured off and on (alternated) at this level.
 GC_LEVEL, GC_REPEATS = 1000, 3
 TOKENS, DELAY_MS = 200, 20
@@ -192,7 +193,7 @@ def _base_env() -> dict[str, str]:
     }
 
 
-def _n3(tmp: Path, upstream: str, workers: int, **extra_env: str) -> _Target:
+def _n3(tmp: Path, upstream: str, workers: int, gc_freeze: bool = True) -> _Target:
     (tmp / "echo.n3").write_text(CHAIN_FILE)
     (tmp / "gateway.toml").write_text(GATEWAY_TOML)
     env = _base_env()
@@ -205,14 +206,14 @@ def _n3(tmp: Path, upstream: str, workers: int, **extra_env: str) -> _Target:
         ANTHROPIC_API_KEY=KEY,
         # nothing listens there: the fallback route's first upstream is refused
         ANTHROPIC_BASE_URL=f"http://127.0.0.1:{_free_port()}",
-        **extra_env,
+        N3_SERVE_GC_FREEZE="1" if gc_freeze else "0",
     )
     argv = [
         sys.executable, "-m", "n3_notebook", "serve", str(tmp / "echo.n3"),
         "--config", str(tmp / "gateway.toml"), "--port", "{port}", "--workers", str(workers),
         "--max-concurrent", "5000", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
-    name = f"n3 gateway, {workers} worker(s)" + (" (gc.freeze off)" if extra_env else "")
+    name = f"n3 gateway, {workers} worker(s)" + ("" if gc_freeze else " (gc.freeze off)")
     return _Target(name, argv, env, "/healthz")
 
 
@@ -283,7 +284,7 @@ def _cost_split(n3: _Target) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     cost of a token when reads carry many); the paced benchmark stream adds its reads."""
     rows: list[dict[str, Any]] = []
     costs: dict[str, float] = {}
-    for label, tokens in (("request", 1), ("token", 1000)):
+    for label, tokens in (("request", 1), ("token", SPLIT_BULK_TOKENS)):
         r = _measure(n3, f"openai:bench-{tokens}-0", SPLIT_STREAMS, tokens)
         row = _row(
             f"n3 cost split: {SPLIT_STREAMS:,} streams of {tokens:,} token(s) at once", r, None
@@ -294,7 +295,7 @@ def _cost_split(n3: _Target) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     summary: dict[str, Any] = {}
     if len(costs) == 2:
         per_request = costs["request"]
-        per_token = (costs["token"] - per_request) / 999
+        per_token = (costs["token"] - per_request) / (SPLIT_BULK_TOKENS - 1)
         summary["n3_cpu_us_per_request"] = round(1e6 * per_request)
         summary["n3_cpu_us_per_token_in_bulk"] = round(1e6 * per_token, 2)
         summary["n3_cpu_us_per_token_of_a_200_token_stream_from_its_request"] = round(
@@ -308,7 +309,7 @@ def _gc_freeze_pair(
 ) -> list[dict[str, Any]]:
     """The workers' gc.freeze() (serve/app.py) off and on, alternated at C=GC_LEVEL."""
     rows: list[dict[str, Any]] = []
-    off = _n3(tmp, upstream, 1, N3_SERVE_GC_FREEZE="0")
+    off = _n3(tmp, upstream, 1, gc_freeze=False)
     try:
         off.wait_ready()
         _measure(off, "bench", GC_LEVEL)  # warm its connections as the other's are
