@@ -63,6 +63,13 @@ class TokenBucket:
         if self.level is not None:
             self.level += amount
 
+    def seed(self, debt: float, per_minute: float, now: float) -> None:
+        """A bucket whose rate just became known starts short of `debt` units spent while it
+        was unknown (at most the whole bucket: a server refuses rather than lends)."""
+        if self.level is None:
+            capacity = self.capacity(per_minute)
+            self.level, self.updated = capacity - min(capacity, max(0.0, debt)), now
+
     def cap(self, remaining: float) -> None:
         """The server says only `remaining` is left: never hold more than that."""
         if self.level is None or self.level > remaining:

@@ -59,6 +59,9 @@ STORM_SECONDS = 1.0
 MAX_PAUSE = 60.0
 #: Window over which the request rate is observed (the base of a cut when no limit is known).
 OBSERVE_SECONDS = 10.0
+#: Requests let through before any request rate was known are owed to the first bucket for
+#: this long at most (a per-minute budget is whole again a minute later).
+UNMETERED_SECONDS = 60.0
 #: Output tokens assumed for a request that sets no max_tokens.
 DEFAULT_OUTPUT_ESTIMATE = 256
 _MAX_TOKEN_KEYS = (
@@ -178,6 +181,8 @@ class RateGroup:
         self._waited = 0.0
         self._rate_limited = 0
         self._stored: tuple[float | None, float | None] = (None, None)  # the store's learned
+        self._unmetered = 0  # requests let through while no request rate was known
+        self._unmetered_at = now  # the last of them
 
     # -------------------------------------------------------------- configuration
     def configure(
@@ -235,8 +240,14 @@ class RateGroup:
             took_r = took_t = 0.0
             rpm = self._rpm(now)
             if rpm is not None:
+                self._seed(rpm, now)
                 wait = max(wait, self._requests.reserve(1.0, rpm, now))
                 took_r = 1.0
+            else:
+                if now - self._unmetered_at > UNMETERED_SECONDS:
+                    self._unmetered = 0
+                self._unmetered += 1
+                self._unmetered_at = now
             tpm = self._tpm(now)
             if tpm is not None and tokens > 0:
                 wait = max(wait, self._tokens.reserve(float(tokens), tpm, now))
@@ -252,6 +263,17 @@ class RateGroup:
         recent.append(now + wait)
         while recent and recent[0] < now - OBSERVE_SECONDS:
             recent.popleft()
+
+    def _seed(self, rpm: float, now: float) -> None:
+        """The request rate is known (under the lock): the upstream already counted the
+        requests let through before, so a new bucket starts short of what they still weigh
+        (each paid off at the rate from the last one on, which errs on the side of waiting;
+        a remaining header lowers the level further). Without this, a burst sent before the
+        first response would be spent twice, and the upstream would refuse the second."""
+        if self._requests.level is None and self._unmetered:
+            paid = max(0.0, now - self._unmetered_at) * rpm / 60.0
+            self._requests.seed(self._unmetered - paid, rpm, now)
+        self._unmetered = 0
 
     def _reserved(self, taken: Reservation) -> None:
         """The store took this request: count it, and keep the limits it learned."""
@@ -309,6 +331,8 @@ class RateGroup:
         now_wall = time.time()
         with self._lock:
             now = self._clock()
+            if status == 429 and self._unmetered:
+                self._unmetered -= 1  # refused: the upstream never counted it
             caps, pause = self._learn(headers, now, now_wall)
             if status == 429:
                 self._rate_limited += 1
@@ -360,6 +384,9 @@ class RateGroup:
             bucket = self._requests if kind == "requests" else self._tokens
             if kind == "requests":
                 self.learned_rpm = limit
+                rpm = self._rpm(now)
+                if rpm is not None:
+                    self._seed(rpm, now)
             else:
                 self.learned_tpm = limit
             if remaining is not None:

@@ -5,7 +5,9 @@ an exhausted budget seen by one pauses and slows all of them.
 A group is one Redis hash, `n3:rate:PROVIDER|BASE_URL|MODEL` (the base URL with any user
 info or key-like parameter masked; never an API key). It holds the request and token
 buckets, the limits learned from budget headers, the pause, the 429 cut (factor and time)
-and a decaying count of requests (the base of a cut when no limit is known). Lua scripts
+a decaying count of requests (the base of a cut when no limit is known) and the requests
+let through while no request rate was known (a new request bucket starts short of them, as
+RateGroup._seed does). Lua scripts
 change it atomically on Redis's clock (TIME), with core/limits.py's rules and constants,
 so machines with different clocks share one budget.
 
@@ -30,18 +32,21 @@ __all__ = ["RATE_TTL", "RedisRateStore", "install_rate_store", "rate_key", "unin
 #: Seconds an idle group stays in Redis (its learned limits are learned again after).
 RATE_TTL = 300
 
-# What every script begins with. KEYS[1]: the group's hash. ARGV[1..5]: configured requests
-# and tokens per minute (0: none), BURST_SECONDS, RECOVERY_SECONDS, the TTL. Defines now,
-# the fields h, the current cut (factor; a finished recovery is forgotten), rates(), seen()
-# (the decaying count of requests) and refill().
+# What every script begins with. KEYS[1]: the group's hash. ARGV[1..6]: configured requests
+# and tokens per minute (0: none), BURST_SECONDS, RECOVERY_SECONDS, the TTL,
+# UNMETERED_SECONDS. Defines now, the fields h, the current cut (factor; a finished recovery
+# is forgotten), rates(), seen() (the decaying count of requests), unmetered() (counts a
+# request let through with no request rate) and refill() (a new request bucket starts short
+# of those requests, each paid off at the rate from the last one on).
 _PRELUDE = """
 local key = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local h = redis.call('HMGET', key, 'rl', 'rs', 'tl', 'ts', 'lr', 'lt', 'pu', 'cf', 'ca', 'cb',
-  'on', 'ot')
+  'on', 'ot', 'un', 'ut')
 local conf_r, conf_t = tonumber(ARGV[1]), tonumber(ARGV[2])
 local burst, recovery, ttl = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local unmetered_for = tonumber(ARGV[6])
 local cf, ca, cb = tonumber(h[8]) or 1, tonumber(h[9]), tonumber(h[10])
 local factor = 1
 if ca then
@@ -68,28 +73,43 @@ local function seen(window)
   local since = math.max(0, now - (tonumber(h[12]) or now))
   return (tonumber(h[11]) or 0) * math.exp(-since / window)
 end
-local function refill(level, stamp, per)
+local function unmetered()
+  local un, ut = tonumber(h[13]) or 0, tonumber(h[14]) or now
+  if now - ut > unmetered_for then un = 0 end
+  redis.call('HSET', key, 'un', tostring(un + 1), 'ut', tostring(now))
+end
+local function refill(level, stamp, per, requests)
   local cap = math.max(1, per / 60 * burst)
-  level = tonumber(level) or cap
+  if not tonumber(level) then
+    level, stamp = cap, now
+    local un = tonumber(h[13]) or 0
+    if requests and un > 0 then
+      local owed = un - math.max(0, now - (tonumber(h[14]) or now)) * per / 60
+      level = cap - math.min(cap, math.max(0, owed))
+    end
+    if requests then redis.call('HDEL', key, 'un', 'ut') end
+  end
   stamp = tonumber(stamp) or now
-  return math.min(cap, level + math.max(0, now - stamp) * per / 60), cap
+  return math.min(cap, tonumber(level) + math.max(0, now - stamp) * per / 60), cap
 end
 """
 
-# ARGV[6]: tokens; ARGV[7]: OBSERVE_SECONDS. Charges one request (and the tokens) as a debt;
+# ARGV[7]: tokens; ARGV[8]: OBSERVE_SECONDS. Charges one request (and the tokens) as a debt;
 # returns the wait, the units taken and the learned limits ('' when none), as strings.
 RESERVE_SCRIPT = (
     _PRELUDE
     + """
-local tokens, window = tonumber(ARGV[6]), tonumber(ARGV[7])
+local tokens, window = tonumber(ARGV[7]), tonumber(ARGV[8])
 local rpm, tpm = rates()
 local wait = math.max(0, (tonumber(h[7]) or 0) - now)
 local took_r, took_t = 0, 0
 if rpm then
-  local level = refill(h[1], h[2], rpm) - 1
+  local level = refill(h[1], h[2], rpm, true) - 1
   redis.call('HSET', key, 'rl', tostring(level), 'rs', tostring(now))
   if level < 0 then wait = math.max(wait, -level * 60 / rpm) end
   took_r = 1
+else
+  unmetered()
 end
 if tpm and tokens > 0 then
   local level = refill(h[3], h[4], tpm) - tokens
@@ -103,12 +123,12 @@ return {tostring(wait), tostring(took_r), tostring(took_t), h[5] or '', h[6] or 
 """
 )
 
-# ARGV[6..7]: request and token units to give back.
+# ARGV[7..8]: request and token units to give back.
 GIVE_BACK_SCRIPT = (
     _PRELUDE
     + """
 local rpm, tpm = rates()
-local back_r, back_t = tonumber(ARGV[6]), tonumber(ARGV[7])
+local back_r, back_t = tonumber(ARGV[7]), tonumber(ARGV[8])
 if rpm and back_r > 0 and h[1] then
   local level, cap = refill(h[1], h[2], rpm)
   redis.call('HSET', key, 'rl', tostring(math.min(cap, level + back_r)), 'rs', tostring(now))
@@ -121,22 +141,26 @@ return 1
 """
 )
 
-# ARGV[6..]: 429 (1/0), retry-after, learned rpm, learned tpm (0: none), remaining requests,
+# ARGV[7..]: 429 (1/0), retry-after, learned rpm, learned tpm (0: none), remaining requests,
 # remaining tokens (-1: none), pause (0: none), BACKOFF_FACTOR, MIN_FACTOR, STORM_SECONDS,
 # OBSERVE_SECONDS, MAX_PAUSE. Learns, caps, pauses and cuts as RateGroup.observe does.
 OBSERVE_SCRIPT = (
     _PRELUDE
     + """
-local limited, retry = tonumber(ARGV[6]) == 1, tonumber(ARGV[7])
-local learned_r, learned_t = tonumber(ARGV[8]), tonumber(ARGV[9])
-local left_r, left_t, pause = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-local backoff, least, storm = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-local window, longest = tonumber(ARGV[16]), tonumber(ARGV[17])
+local limited, retry = tonumber(ARGV[7]) == 1, tonumber(ARGV[8])
+local learned_r, learned_t = tonumber(ARGV[9]), tonumber(ARGV[10])
+local left_r, left_t, pause = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local backoff, least, storm = tonumber(ARGV[14]), tonumber(ARGV[15]), tonumber(ARGV[16])
+local window, longest = tonumber(ARGV[17]), tonumber(ARGV[18])
+if limited and (tonumber(h[13]) or 0) > 0 then  -- refused: the upstream never counted it
+  h[13] = tostring(tonumber(h[13]) - 1)
+  redis.call('HSET', key, 'un', h[13])
+end
 if learned_r > 0 then h[5] = tostring(learned_r); redis.call('HSET', key, 'lr', h[5]) end
 if learned_t > 0 then h[6] = tostring(learned_t); redis.call('HSET', key, 'lt', h[6]) end
 local rpm, tpm = rates()
 if rpm and left_r >= 0 then
-  local level = math.min(refill(h[1], h[2], rpm), left_r)
+  local level = math.min(refill(h[1], h[2], rpm, true), left_r)
   redis.call('HSET', key, 'rl', tostring(level), 'rs', tostring(now))
 end
 if tpm and left_t >= 0 then
@@ -197,6 +221,7 @@ class RedisRateStore:
             limits.BURST_SECONDS,
             limits.RECOVERY_SECONDS,
             RATE_TTL,
+            limits.UNMETERED_SECONDS,
         ]
 
     async def reserve(

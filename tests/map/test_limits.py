@@ -12,6 +12,7 @@ from n3_notebook.core.limits import (
     BURST_SECONDS,
     DEFAULT_OUTPUT_ESTIMATE,
     RECOVERY_SECONDS,
+    UNMETERED_SECONDS,
     RateGroup,
     estimate_tokens,
     parse_reset,
@@ -97,6 +98,39 @@ def test_budget_is_learned_from_openai_headers() -> None:
     )
     stats = g.stats()
     assert stats.requests_per_minute == 120 and stats.tokens_per_minute == 6000
+
+
+def test_requests_sent_before_the_rate_was_known_are_owed_to_the_first_bucket() -> None:
+    """Eight requests go out before the first response says 1,200 a minute (a burst of 20):
+    the upstream counted them, so only 12 more go at once, and what time paid back returns."""
+    clock = FakeClock()
+    g = group(clock)
+    assert [g._reserve(0)[0] for _ in range(8)] == [0.0] * 8
+    clock.now += 0.1  # two of the eight paid back at 20 a second
+    g.observe(200, {"x-ratelimit-limit-requests": "1200"}, None)
+    waits = [g._reserve(0)[0] for _ in range(15)]
+    assert waits[:14] == [0.0] * 14 and waits[14] == pytest.approx(0.05)
+
+
+def test_the_remaining_header_still_lowers_a_seeded_bucket() -> None:
+    clock = FakeClock()
+    g = group(clock)
+    for _ in range(3):
+        g._reserve(0)
+    headers = {"x-ratelimit-limit-requests": "1200", "x-ratelimit-remaining-requests": "5"}
+    g.observe(200, headers, None)  # others sent elsewhere: the upstream has 5 left, not 17
+    assert [g._reserve(0)[0] == 0.0 for _ in range(6)] == [True] * 5 + [False]
+
+
+def test_unmetered_requests_of_long_ago_are_forgotten() -> None:
+    clock = FakeClock()
+    g = group(clock)
+    for _ in range(30):
+        g._reserve(0)
+    clock.now += UNMETERED_SECONDS + 1
+    g._reserve(0)  # the only one the upstream may still count
+    g.configure(requests_per_minute=600)  # a burst of 10
+    assert [g._reserve(0)[0] == 0.0 for _ in range(10)] == [True] * 9 + [False]
 
 
 def test_a_smaller_configured_budget_wins_over_a_learned_one() -> None:

@@ -116,6 +116,28 @@ async def test_an_exhausted_budget_header_pauses_the_other_and_limits_are_shared
     assert b.counts_tokens  # learned from a response only `a` saw
 
 
+async def test_requests_sent_before_the_rate_was_known_are_owed_by_every_process(
+    pair: Callable[..., Pair], redis_server: RedisServer
+) -> None:
+    """Eight requests through `a` before any limit is known, then `b` learns 1,200 a minute
+    (a burst of 20) from a response: the upstream counted the eight, so about 12 more go at
+    once, whichever process sends them."""
+    a, b, _ = pair()
+    for _ in range(8):
+        assert await a.acquire() == 0.0
+    await b.report(200, {"x-ratelimit-limit-requests": "1200"}, None)
+    free = 0
+    for group in (a, b) * 8:
+        taken = await group.store.reserve(group.key, group._budget(), 0)  # type: ignore[union-attr]
+        assert taken is not None
+        free += taken.wait == 0.0
+    assert 12 <= free <= 13, free  # 13: a twentieth of a second passed on a slow machine
+    client = pytest.importorskip("redis").Redis.from_url(redis_server.url)
+    fields = client.hgetall(rate_key(KEY))
+    client.close()
+    assert b"un" not in fields and b"ut" not in fields  # the debt went into the bucket
+
+
 async def test_killing_redis_falls_back_to_local_with_one_warning(
     pair: Callable[..., Pair], redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
