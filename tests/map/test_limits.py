@@ -122,6 +122,17 @@ def test_the_remaining_header_still_lowers_a_seeded_bucket() -> None:
     assert [g._reserve(0)[0] == 0.0 for _ in range(6)] == [True] * 5 + [False]
 
 
+def test_a_refused_request_is_not_owed() -> None:
+    """Fifteen go out unmetered; the last is refused with the limit (the upstream never
+    counted it): the first bucket owes fourteen, not fifteen."""
+    clock = FakeClock()
+    g = group(clock)
+    for _ in range(15):
+        g._reserve(0)
+    g.observe(429, {"x-ratelimit-limit-requests": "1200"}, None)  # a burst of 20, 14 owed
+    assert [g._reserve(0)[0] == 0.0 for _ in range(7)] == [True] * 6 + [False]
+
+
 def test_unmetered_requests_of_long_ago_are_forgotten() -> None:
     clock = FakeClock()
     g = group(clock)
