@@ -381,7 +381,7 @@ class BaseProvider(ProviderConnection):
                         return
                     except LLMError as exc:
                         if rec.chunks or not await self._sleep_before_retry(
-                            exc, attempt, rec, clock.deadline, spec
+                            exc, attempt, rec, clock.deadline
                         ):
                             raise
                     finally:

@@ -343,17 +343,9 @@ class ProviderConnection:
         return err
 
     async def _sleep_before_retry(
-        self,
-        exc: LLMError,
-        attempt: int,
-        rec: RequestMetrics,
-        deadline: float | None,
-        spec: RequestSpec,
+        self, exc: LLMError, attempt: int, rec: RequestMetrics, deadline: float | None
     ) -> bool:
-        """Wait before the next attempt; False if no attempt is left (caller re-raises). The
-        next attempt takes its own slot of the rate budget, as the upstream counts it: a
-        retry that skipped the queue would take a waiting request's slot and be refused in
-        its turn (after a 429, every retry would meet the next one)."""
+        """Wait before the next attempt; False if no attempt is left (caller re-raises)."""
         if not exc.retryable or not attempts_left(attempt, self.retry):
             return False
         delay = next_delay(attempt, self.retry, exc.retry_after)
@@ -371,7 +363,6 @@ class ProviderConnection:
             delay,
         )
         await asyncio.sleep(delay)
-        await self._rate_slot(spec)
         return True
 
     async def _request_with_retries(
@@ -396,5 +387,5 @@ class ProviderConnection:
                 rec.request_id = self._request_id(response.headers)
                 return body
             except LLMError as exc:
-                if not await self._sleep_before_retry(exc, attempt, rec, deadline, spec):
+                if not await self._sleep_before_retry(exc, attempt, rec, deadline):
                     raise

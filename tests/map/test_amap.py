@@ -267,30 +267,6 @@ async def test_a_429_fault_storm_is_retried_to_completion(emu: Emulator) -> None
     assert not result.errors and len(result) == 20
 
 
-@pytest.mark.parametrize("stream", [False, True])
-async def test_a_retry_waits_for_its_own_rate_slot(emu: Emulator, stream: bool) -> None:
-    """A retried request is one more request the upstream counts: at 120 a minute (a burst
-    of one) the retry after a 429 waits half a second for its slot instead of taking the
-    next caller's (after a storm, every retry that skipped the queue would meet a 429)."""
-    provider = openai(
-        emu,
-        "gpt-4o-mini~rate_limit:1",
-        retry=RetryConfig(max_attempts=2, base_delay=0.01),
-        requests_per_minute=120,
-    )
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    async with provider:
-        if stream:
-            chunks = [c.content async for c in provider.stream_generate("hi", max_tokens=5)]
-            text = "".join(chunks)
-        else:
-            text = (await provider.agenerate("hi", max_tokens=5)).content
-    assert text and loop.time() - start >= 0.4
-    stats = rate_group(provider.name, provider.base_url, provider.model).stats()
-    assert stats.requests == 2 and len(emu.records) == 2
-
-
 def test_map_prompts_blocks_and_works_inside_a_running_loop(emu: Emulator) -> None:
     result = map_prompts("{row}", ["x", "y", "z"], model=openai(emu))
     assert len(result) == 3 and not result.errors

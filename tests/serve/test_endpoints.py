@@ -294,19 +294,20 @@ def test_model_allow_list(serve):
 
 def test_a_rate_limited_step_keeps_its_upstream_details(serve):
     """The step's own exception decides the answer: 503 with Retry-After, and the
-    provider, status and request id the provider gave, on run and on stream alike. Each
-    chain has its own model (its own rate group): the 429s say 50 a minute and none left,
-    so a retry waits a slot of the cut rate, seconds that would add up on one group."""
-    step = "step a: anthropic:claude-3-5-haiku-latest~rate_limit:{}, max_tokens=3\n    hi\n"
-    server = serve([Chain.parse(step.format(99), "limited"), Chain.parse(step.format(98), "s")])
-    r = httpx.post(f"{server.url}/chains/limited/run", json={}, timeout=30)
+    provider, status and request id the provider gave, on run and on stream alike."""
+    chain = Chain.parse(
+        "step a: anthropic:claude-3-5-haiku-latest~rate_limit:99, max_tokens=3\n    hi\n",
+        "limited",
+    )
+    server = serve([chain])
+    r = httpx.post(f"{server.url}/chains/limited/run", json={})
     assert r.status_code == 503 and r.headers["retry-after"] == "1", r.text
     err = r.json()["error"]
     assert err["type"] == "upstream_overloaded" and err["step"] == "a"
     assert err["provider"] == "anthropic" and err["upstream_status"] == 429
     assert err["request_id"] and err["request_id"] in err["message"]
     assert err["message"].startswith("step 'a' failed: [anthropic] HTTP 429:")
-    with httpx.stream("POST", f"{server.url}/chains/s/stream", json={}, timeout=30) as s:
+    with httpx.stream("POST", f"{server.url}/chains/limited/stream", json={}) as s:
         events = parse_sse(s.read().decode())
     failed = [e["data"] for e in events if e["event"] == "step_failed"]
     assert len(failed) == 1 and failed[0]["error_type"] == "upstream_overloaded"
