@@ -60,6 +60,16 @@ async def pair(redis_server: RedisServer) -> AsyncIterator[Callable[..., Pair]]:
         await store.aclose()
 
 
+def _group_hash(redis_server: RedisServer) -> dict[bytes, bytes]:
+    """The fields of KEY's group as Redis holds them."""
+    client = pytest.importorskip("redis").Redis.from_url(redis_server.url)
+    try:
+        fields: dict[bytes, bytes] = client.hgetall(rate_key(KEY))
+        return fields
+    finally:
+        client.close()
+
+
 async def _hammer(group: RateGroup, until: float, granted: list[float]) -> None:
     while time.monotonic() < until:
         await group.acquire()
@@ -92,9 +102,7 @@ async def test_a_429_seen_by_one_pauses_and_cuts_the_other(
     t0 = time.monotonic()
     await b.acquire()
     assert time.monotonic() - t0 >= 0.5  # b never saw the 429, yet it waited it out
-    client = pytest.importorskip("redis").Redis.from_url(redis_server.url)
-    fields = client.hgetall(rate_key(KEY))
-    client.close()
+    fields = _group_hash(redis_server)
     assert float(fields[b"cf"]) == pytest.approx(BACKOFF_FACTOR)
 
 
@@ -132,9 +140,7 @@ async def test_requests_sent_before_the_rate_was_known_are_owed_by_every_process
         assert taken is not None
         free += taken.wait == 0.0
     assert 12 <= free <= 13, free  # 13: a twentieth of a second passed on a slow machine
-    client = pytest.importorskip("redis").Redis.from_url(redis_server.url)
-    fields = client.hgetall(rate_key(KEY))
-    client.close()
+    fields = _group_hash(redis_server)
     assert b"un" not in fields and b"ut" not in fields  # the debt went into the bucket
 
 
