@@ -80,17 +80,17 @@ local function unmetered()
 end
 local function refill(level, stamp, per, requests)
   local cap = math.max(1, per / 60 * burst)
-  if not tonumber(level) then
-    level, stamp = cap, now
-    local un = tonumber(h[13]) or 0
-    if requests and un > 0 then
-      local owed = un - math.max(0, now - (tonumber(h[14]) or now)) * per / 60
+  level, stamp = tonumber(level), tonumber(stamp) or now
+  if not level then
+    level = cap
+    if requests then
+      local un, ut = tonumber(h[13]) or 0, tonumber(h[14]) or now
+      local owed = un - math.max(0, now - ut) * per / 60
       level = cap - math.min(cap, math.max(0, owed))
+      redis.call('HDEL', key, 'un', 'ut')
     end
-    if requests then redis.call('HDEL', key, 'un', 'ut') end
   end
-  stamp = tonumber(stamp) or now
-  return math.min(cap, tonumber(level) + math.max(0, now - stamp) * per / 60), cap
+  return math.min(cap, level + math.max(0, now - stamp) * per / 60), cap
 end
 """
 
